@@ -1,0 +1,109 @@
+# netlabs - every entry point.  `make help` lists them.
+#
+# Binaries go to build/<variant>/<tree>/<lab>/, never into the source tree:
+#   build/plain/solutions/04-select/server     (make)
+#   build/address/labs/04-select/server        (make SAN=address: ASan+UBSan)
+#   build/thread/solutions/03-threads/server   (make SAN=thread: TSan)
+# A lab is any directory solutions/NN-name or labs/NN-name.  Its server is
+# built from every .c file in it except client.c and *_test.c, unless the
+# lab's lab.mk sets SERVER_SRCS_<lab> (file names, as in 08-reactor).
+
+CC      ?= cc
+SAN     ?=
+VARIANT := $(if $(SAN),$(SAN),plain)
+B       := build/$(VARIANT)
+
+CPPFLAGS := -Icommon
+CFLAGS   := -std=c11 -Wall -Wextra -O2 -g -pthread
+LDFLAGS  := -pthread
+LDLIBS   :=
+ifeq ($(SAN),address)
+  CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+  CFLAGS  += -fsanitize=thread
+  LDFLAGS += -fsanitize=thread
+else ifeq ($(SAN),)
+  # An fd >= FD_SETSIZE passed to FD_SET aborts here instead of silently
+  # corrupting memory (lab 04).
+  CPPFLAGS += -D_FORTIFY_SOURCE=2
+else
+  $(error SAN must be address or thread, not '$(SAN)')
+endif
+# The reference code must build without a single warning.
+WERROR_solutions := -Werror
+WERROR_common    := -Werror
+WERROR_tests     := -Werror
+
+LABS  := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-* labs/[0-9][0-9]-*)))
+TREES := solutions labs
+.DEFAULT_GOAL := all
+-include $(wildcard labs/*/lab.mk solutions/*/lab.mk tests/*/*.mk)
+
+# server_srcs(tree,lab) and client_srcs(tree,lab)
+server_srcs = $(if $(SERVER_SRCS_$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS_$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c)))
+client_srcs = $(wildcard $(1)/$(2)/client.c)
+objs        = $(patsubst %.c,$(B)/%.o,$(1))
+
+PROGS :=
+define lab_rules
+ifneq ($(call server_srcs,$(1),$(2)),)
+PROGS += $(B)/$(1)/$(2)/server
+$(B)/$(1)/$(2)/server: $(call objs,$(call server_srcs,$(1),$(2))) $(B)/common/wrap.o
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endif
+ifneq ($(call client_srcs,$(1),$(2)),)
+PROGS += $(B)/$(1)/$(2)/client
+$(B)/$(1)/$(2)/client: $(call objs,$(call client_srcs,$(1),$(2))) $(B)/common/wrap.o
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endif
+endef
+$(foreach t,$(TREES),$(foreach l,$(LABS),$(eval $(call lab_rules,$(t),$(l)))))
+
+# Unit tests: tests/unit/NAME.c -> build/<variant>/unit/NAME, linked with
+# common/ and UNIT_SRCS_NAME (set in a tests/unit/*.mk fragment).
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/*.c))
+define unit_rule
+$(B)/unit/$(1): $(B)/tests/unit/$(1).o $(call objs,$(UNIT_SRCS_$(1))) $(B)/common/wrap.o
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach u,$(patsubst tests/unit/%.c,%,$(wildcard tests/unit/*.c)),$(eval $(call unit_rule,$(u))))
+
+# Extra C programs (the load generator, ...) registered by fragments.
+PROGS += $(EXTRA_PROGS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WERROR_$(firstword $(subst /, ,$<))) -MMD -MP -c -o $@ $<
+
+.PHONY: all unit test grade compare dist clean help
+all: $(PROGS) $(UNIT_TESTS)
+unit: $(UNIT_TESTS)
+
+test: all
+	@tests/run
+
+grade:
+	@tests/grade $(if $(LAB),--lab $(LAB)) $(if $(DIR),--dir $(DIR))
+
+compare: all
+	@if [ -x tests/bench/compare ]; then tests/bench/compare; \
+	 else echo "make compare: not yet (the comparison has not landed)"; fi
+
+dist:
+	@if [ -x tests/dist ]; then tests/dist; \
+	 else echo "make dist: not yet (the student tarball has not landed)"; fi
+
+clean:
+	rm -rf build
+
+help:
+	@echo "make              build common/, every solution and starter, the unit tests"
+	@echo "make test         run every lab's tests against solutions/ (+ sanitizers, unit tests, starter checks)"
+	@echo "make grade [LAB=04] [DIR=path]  test the student's labs/ and print a score"
+	@echo "make compare      run every solution side by side: performance and robustness tables"
+	@echo "make SAN=address  ASan+UBSan build   make SAN=thread  TSan build"
+	@echo "make clean"
+
+-include $(shell find build -name '*.d' 2>/dev/null)
