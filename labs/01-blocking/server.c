@@ -66,5 +66,6 @@ int main(int argc, char **argv)
          * stderr (sockaddr_str() formats the peer address). */
         fprintf(stderr, "TODO 2: the accept loop is not written yet\n");
         exit(1);
+        serve_client(-1); /* (only here to keep the compiler quiet) */
     }
 }
