@@ -1,0 +1,280 @@
+# netlabs.bash - the helpers every tests/NN-name.bats loads with `load lib/netlabs`.
+#
+# Which binary is tested:
+#   SERVER=/path/to/server      test this binary (an instructor grading elsewhere)
+#   NETLABS_TREE=labs           the student's build (default: solutions)
+#   NETLABS_VARIANT=address     a sanitizer build (default: plain)
+# The lab is the .bats file's name: tests/04-select.bats tests 04-select.
+#
+# Every server runs in its own process group (setsid), with fd 3 closed (bats
+# waits for fd 3 to close), SIGPIPE at its default action (so a server cannot
+# pass because its parent ignored SIGPIPE), and is killed, whole group, in
+# teardown whatever happened.  Ports come from -p 0 and the "listening on"
+# line, so suites can run in parallel.
+
+bats_require_minimum_version 1.5.0
+bats_load_library bats-support
+bats_load_library bats-assert
+
+NETLABS_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+CLIENTS=$NETLABS_ROOT/tests/clients
+LAB=${LAB:-$(basename "$BATS_TEST_FILENAME" .bats)}
+NETLABS_TREE=${NETLABS_TREE:-solutions}
+NETLABS_VARIANT=${NETLABS_VARIANT:-plain}
+# A test that runs past this is failed and torn down (bats kills it).
+BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
+# How long a server may take to print its "listening on" line.
+START_TIMEOUT=${START_TIMEOUT:-5}
+# Deadline for one client scenario.
+CLIENT_TIMEOUT=${CLIENT_TIMEOUT:-20}
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-exitcode=66:second_deadlock_stack=1}
+
+# ---------- which binary --------------------------------------------------------
+
+lab_binary() { # lab_binary server|client
+    echo "$NETLABS_ROOT/build/$NETLABS_VARIANT/$NETLABS_TREE/$LAB/$1"
+}
+
+server_bin() {
+    echo "${SERVER:-$(lab_binary server)}"
+}
+
+# The command that starts this server by hand, for failure messages.
+server_cmd() {
+    echo "$(server_bin) -p $SERVER_PORT"
+}
+
+# ---------- setup / teardown -------------------------------------------------------
+
+SERVER_PIDS=()
+SERVER_FDS=()
+
+netlabs_setup() {
+    SERVER_PIDS=()
+    SERVER_FDS=()
+    SERVER_PID= SERVER_PORT= SERVER_ADDR= SERVER_ERR= SERVER_SIGIGN=
+    # Every group we start, for teardown_file's safety net.
+    NETLABS_GROUPS=$BATS_FILE_TMPDIR/groups
+}
+
+# Kill one server's whole process group: TERM, wait up to 2 s, then KILL.
+kill_group() { # kill_group PID
+    local pid=$1
+    kill -TERM -- "-$pid" 2>/dev/null || return 0
+    wait_exit "$pid" 2
+    kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+# Wait for one of our server processes to exit, at most SECONDS.  Sets
+# WAIT_STATUS to its exit status (128+N when killed by signal N), or to
+# "timeout" (then the server has been killed).  Must not run in a subshell:
+# only the shell that started the server can wait for it.
+wait_exit() { # wait_exit PID SECONDS
+    local pid=$1 secs=$2 st flag=$BATS_TEST_TMPDIR/timeout.$1
+    rm -f "$flag"
+    # A watchdog, not a synchronisation sleep: it only fires if the server
+    # overruns the deadline.
+    (
+        exec 3>&- 4>&- >/dev/null 2>&1
+        sleep "$secs" &
+        trap 'kill $!; exit 0' TERM
+        wait $!
+        touch "$flag"
+        kill -KILL "$pid"
+    ) &
+    local dog=$!
+    wait "$pid" 2>/dev/null
+    st=$?
+    kill -TERM "$dog" 2>/dev/null
+    wait "$dog" 2>/dev/null
+    if [[ -e $flag ]]; then
+        WAIT_STATUS=timeout
+        return 1
+    fi
+    WAIT_STATUS=$st
+}
+
+# Print sanitizer reports found in the stderr of the servers of this test.
+sanitizer_reports() {
+    local f
+    for f in "$BATS_TEST_TMPDIR"/server*.err; do
+        [[ -e $f ]] || continue
+        grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|WARNING: ThreadSanitizer|runtime error:' "$f" && return 0
+    done
+    return 1
+}
+
+netlabs_teardown() {
+    local pid fd
+    for pid in "${SERVER_PIDS[@]}"; do
+        kill_group "$pid"
+    done
+    for fd in "${SERVER_FDS[@]}"; do
+        exec {fd}<&- 2>/dev/null || true
+    done
+    SERVER_PIDS=()
+    SERVER_FDS=()
+    local reports
+    if reports=$(sanitizer_reports); then
+        printf '# the server reported a sanitizer error:\n%s\n' "$reports" >&2
+        return 1
+    fi
+}
+
+netlabs_teardown_file() {
+    # Safety net: anything a timed-out or interrupted test left behind.
+    local pid
+    [[ -e $BATS_FILE_TMPDIR/groups ]] || return 0
+    while read -r pid; do
+        kill -KILL -- "-$pid" 2>/dev/null || true
+    done <"$BATS_FILE_TMPDIR/groups"
+}
+
+setup() { netlabs_setup; }
+teardown() { netlabs_teardown; }
+teardown_file() { netlabs_teardown_file; }
+
+# ---------- starting servers -------------------------------------------------------
+
+# start_server [ARGS...]: start the server with -p 0 ARGS, wait for its
+# "listening on" line.  Sets SERVER_PID, SERVER_ADDR, SERVER_PORT,
+# SERVER_ERR (its stderr file) and SERVER_SIGIGN (the SigIgn mask the
+# server itself set; it starts with every signal at its default).
+# Use PRE=(prlimit --nofile=64 --) to wrap the command.
+start_server() {
+    start_server_args -p 0 "$@"
+}
+
+# start_server_args ARGS...: the same, with exactly these arguments.
+start_server_args() {
+    local bin n fifo err pid fd line
+    bin=$(server_bin)
+    [[ -x $bin ]] || fail "no server binary at $bin: run 'make' first (or set SERVER=/path/to/server)"
+    n=${#SERVER_PIDS[@]}
+    fifo=$BATS_TEST_TMPDIR/server$n.out
+    err=$BATS_TEST_TMPDIR/server$n.err
+    mkfifo "$fifo"
+    # env --default-signal=PIPE: bash cannot un-ignore a signal it was
+    # started with ignored, env can.  setsid: own process group and session.
+    "${PRE[@]}" env --default-signal=PIPE setsid "$bin" "$@" >"$fifo" 2>"$err" 3>&- 4>&- &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    echo "$pid" >>"$NETLABS_GROUPS"
+    # Opening the fifo waits for the server side to open it too; both
+    # happen at once.  Keep it open so the server never gets SIGPIPE on
+    # stdout; teardown closes it.
+    exec {fd}<"$fifo"
+    SERVER_FDS+=("$fd")
+    if ! IFS= read -r -t "$START_TIMEOUT" line <&"$fd"; then
+        local why="exited"
+        kill -0 "$pid" 2>/dev/null && why="was still running but silent"
+        fail "$(printf '%s\n' \
+            "the server did not print 'listening on ADDR:PORT' within ${START_TIMEOUT}s (it $why)." \
+            "  command: $bin $*" \
+            "  its stderr:" "$(sed 's/^/    /' "$err" | head -20)" \
+            "  (print the line with announce_listening() after listen(), and flush stdout)")"
+    fi
+    if [[ ! $line =~ ^listening\ on\ ([0-9.]+):([0-9]+)$ ]]; then
+        fail "expected the first stdout line to be 'listening on ADDR:PORT', got '$line' (command: $bin $*)"
+    fi
+    SERVER_PID=$pid
+    SERVER_ADDR=${BASH_REMATCH[1]}
+    SERVER_PORT=${BASH_REMATCH[2]}
+    SERVER_ERR=$err
+    SERVER_SIGIGN=$(awk '/^SigIgn:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+}
+
+# stop_server: SIGTERM the current server and wait (at most 2 s) for its
+# exit.  Sets SERVER_STATUS (128+N if killed by signal N; "timeout").
+stop_server() {
+    local pid=$SERVER_PID
+    kill -TERM "$pid" 2>/dev/null
+    wait_exit "$pid" 2
+    SERVER_STATUS=$WAIT_STATUS
+    kill -KILL -- "-$pid" 2>/dev/null || true
+}
+
+assert_server_alive() {
+    kill -0 "$SERVER_PID" 2>/dev/null && [[ $(proc_field "$SERVER_PID" State) != Z* ]] ||
+        fail "$(printf '%s\n' "the server died (pid $SERVER_PID). Its stderr:" "$(tail -20 "$SERVER_ERR")")"
+}
+
+# ---------- clients ----------------------------------------------------------------
+
+# client SCRIPT ARGS...: run tests/clients/SCRIPT against the current server
+# under `run`-friendly, bounded conditions.
+client() {
+    local script=$1
+    shift
+    timeout -k 2 "$((CLIENT_TIMEOUT + 5))" python3 "$CLIENTS/$script" \
+        --port "$SERVER_PORT" --timeout "$CLIENT_TIMEOUT" "$@"
+}
+
+# start_held SCRIPT ARGS...: start a client with --hold in the background,
+# wait for its "ready" line.  Sets HELD_PID, HELD_IN (fd to its stdin),
+# HELD_OUT (fd of its stdout).  release_held closes its stdin and waits.
+start_held() {
+    local script=$1
+    shift
+    local dir=$BATS_TEST_TMPDIR n=${HELD_N:-0}
+    HELD_N=$((n + 1))
+    mkfifo "$dir/held$n.in" "$dir/held$n.out"
+    timeout -k 2 "$((CLIENT_TIMEOUT + 30))" python3 "$CLIENTS/$script" \
+        --port "$SERVER_PORT" --timeout "$((CLIENT_TIMEOUT + 25))" --hold "$@" \
+        <"$dir/held$n.in" >"$dir/held$n.out" 2>"$dir/held$n.err" 3>&- &
+    HELD_PID=$!
+    exec {HELD_IN}>"$dir/held$n.in"
+    exec {HELD_OUT}<"$dir/held$n.out"
+    HELD_ERR=$dir/held$n.err
+    local line
+    if ! IFS= read -r -t "$CLIENT_TIMEOUT" line <&"$HELD_OUT" || [[ $line != ready* ]]; then
+        release_held || true
+        fail "$(printf '%s\n' "the client $script $* did not get ready: ${line:-no output}" "$(cat "$dir/held$n.err")")"
+    fi
+    HELD_READY=$line
+}
+
+release_held() {
+    exec {HELD_IN}>&-
+    local st=0
+    wait "$HELD_PID" || st=$?
+    HELD_OUTPUT=$(cat <&"$HELD_OUT"; cat "$HELD_ERR")
+    exec {HELD_OUT}<&-
+    return "$st"
+}
+
+# ---------- looking at the server process -----------------------------------------------
+
+proc_field() { # proc_field PID Field  (from /proc/PID/status)
+    awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+fd_count() {
+    ls "/proc/$1/fd" 2>/dev/null | wc -l
+}
+
+thread_count() {
+    proc_field "$1" Threads
+}
+
+# Direct children of PID, one "pid state" per line.
+children_of() {
+    local stat pid ppid state
+    for stat in /proc/[0-9]*/stat; do
+        read -r pid _ state ppid _ <"$stat" 2>/dev/null || continue
+        [[ $ppid == "$1" ]] && echo "$pid $state"
+    done
+}
+
+# CPU time (user+system) of PID in clock ticks.
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+
+# The reproduce line failure messages end with.
+repro() {
+    echo "reproduce: $(server_bin) -p 0 & then: $*"
+}
