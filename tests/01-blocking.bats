@@ -120,7 +120,7 @@ load lib/netlabs
     bin=$(server_bin)
     for arg in "-p 65536" "-p -1" "-p 80x" "-p" "-a not.an.address" "-x"; do
         # shellcheck disable=SC2086
-        run -2 --separate-stderr timeout -k 1 5 "$bin" $arg
+        run --separate-stderr timeout -k 1 5 "$bin" $arg
         [[ $status -eq 2 ]] || fail "'server $arg' exited with $status, expected 2 (usage error)"
         [[ $stderr == *usage:* ]] || fail "'server $arg' printed no 'usage:' line on stderr: $stderr"
     done

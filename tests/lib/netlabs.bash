@@ -64,7 +64,7 @@ netlabs_setup() {
 kill_group() { # kill_group PID
     local pid=$1
     kill -TERM -- "-$pid" 2>/dev/null || return 0
-    wait_exit "$pid" 2
+    wait_exit "$pid" 2 || true
     kill -KILL -- "-$pid" 2>/dev/null || true
 }
 
@@ -86,10 +86,10 @@ wait_exit() { # wait_exit PID SECONDS
         kill -KILL "$pid"
     ) &
     local dog=$!
-    wait "$pid" 2>/dev/null
-    st=$?
-    kill -TERM "$dog" 2>/dev/null
-    wait "$dog" 2>/dev/null
+    st=0
+    wait "$pid" 2>/dev/null || st=$?
+    kill -TERM "$dog" 2>/dev/null || true
+    wait "$dog" 2>/dev/null || true
     if [[ -e $flag ]]; then
         WAIT_STATUS=timeout
         return 1
@@ -141,8 +141,9 @@ teardown_file() { netlabs_teardown_file; }
 
 # start_server [ARGS...]: start the server with -p 0 ARGS, wait for its
 # "listening on" line.  Sets SERVER_PID, SERVER_ADDR, SERVER_PORT,
-# SERVER_ERR (its stderr file) and SERVER_SIGIGN (the SigIgn mask the
-# server itself set; it starts with every signal at its default).
+# SERVER_ERR (its stderr file) and SERVER_SIGIGN (the SigIgn mask of
+# /proc/PID/status: what the server itself chose to ignore, since it
+# starts with every signal at its default action).
 # Use PRE=(prlimit --nofile=64 --) to wrap the command.
 start_server() {
     start_server_args -p 0 "$@"
@@ -157,9 +158,11 @@ start_server_args() {
     fifo=$BATS_TEST_TMPDIR/server$n.out
     err=$BATS_TEST_TMPDIR/server$n.err
     mkfifo "$fifo"
-    # env --default-signal=PIPE: bash cannot un-ignore a signal it was
-    # started with ignored, env can.  setsid: own process group and session.
-    "${PRE[@]}" env --default-signal=PIPE setsid "$bin" "$@" >"$fifo" 2>"$err" 3>&- 4>&- &
+    # env --default-signal: every signal back to its default action.  Bash
+    # cannot do that itself: a shell started with SIGPIPE ignored cannot
+    # un-ignore it, and `&` ignores SIGINT and SIGQUIT in the job.
+    # setsid: the server gets its own process group and session.
+    "${PRE[@]}" env --default-signal setsid "$bin" "$@" >"$fifo" 2>"$err" 3>&- 4>&- &
     pid=$!
     SERVER_PIDS+=("$pid")
     echo "$pid" >>"$NETLABS_GROUPS"
@@ -168,9 +171,12 @@ start_server_args() {
     # stdout; teardown closes it.
     exec {fd}<"$fifo"
     SERVER_FDS+=("$fd")
-    if ! IFS= read -r -t "$START_TIMEOUT" line <&"$fd"; then
-        local why="exited"
-        kill -0 "$pid" 2>/dev/null && why="was still running but silent"
+    local rc=0
+    IFS= read -r -t "$START_TIMEOUT" line <&"$fd" || rc=$?
+    if ((rc != 0)); then
+        # read's status is above 128 on timeout; otherwise stdout closed.
+        local why="closed its stdout or exited"
+        ((rc > 128)) && why="was still running, silent"
         fail "$(printf '%s\n' \
             "the server did not print 'listening on ADDR:PORT' within ${START_TIMEOUT}s (it $why)." \
             "  command: $bin $*" \
@@ -191,8 +197,8 @@ start_server_args() {
 # exit.  Sets SERVER_STATUS (128+N if killed by signal N; "timeout").
 stop_server() {
     local pid=$SERVER_PID
-    kill -TERM "$pid" 2>/dev/null
-    wait_exit "$pid" 2
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_exit "$pid" 2 || true
     SERVER_STATUS=$WAIT_STATUS
     kill -KILL -- "-$pid" 2>/dev/null || true
 }
