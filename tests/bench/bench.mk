@@ -1,0 +1,17 @@
+# tests/bench: the load generator and the outside reference server that
+# `make compare` measures next to the solutions.
+
+EXTRA_PROGS += $(B)/tests/bench/loadgen
+$(B)/tests/bench/loadgen: $(B)/tests/bench/loadgen.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The libevent server is built only where libevent is installed
+# (Debian/Ubuntu: sudo apt-get install -y libevent-dev pkg-config);
+# without it `make compare` leaves its row out.
+LIBEVENT_LIBS := $(shell pkg-config --libs libevent 2>/dev/null)
+ifneq ($(LIBEVENT_LIBS),)
+EXTRA_PROGS += $(B)/tests/bench/libevent_server
+$(B)/tests/bench/libevent_server.o: CPPFLAGS += $(shell pkg-config --cflags libevent)
+$(B)/tests/bench/libevent_server: $(B)/tests/bench/libevent_server.o $(B)/common/wrap.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LIBEVENT_LIBS)
+endif

@@ -1,0 +1,157 @@
+/*
+ * libevent_server: uppercase echo on libevent's bufferevents, the outside
+ * reference that `make compare` measures next to the ladder.
+ *
+ * Not a lab: it shows what a mature event library does with the same
+ * service, so the numbers of 06-08 have something to be held against.
+ * It obeys the same command line (server [-p PORT] [-a ADDR] [-v]), prints
+ * the same "listening on ADDR:PORT" line, honours half-close (a client's
+ * EOF is answered once the output buffer has drained) and exits 0 on
+ * SIGTERM/SIGINT with everything freed.
+ *
+ * What it leaves out: a cap on what one client can make it buffer.  A
+ * client that sends without reading grows the output evbuffer; lab 08's
+ * back-pressure is the fix (bufferevent_setwatermark would be libevent's).
+ *
+ * Built only when libevent is installed (apt-get install libevent-dev).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "wrap.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUF_SIZE 4096
+
+static int verbose;
+
+/* ---------- one connection ---------------------------------------------------- */
+
+static void conn_close(struct bufferevent *bev)
+{
+    if (verbose) {
+        char name[ADDR_STRLEN];
+        fprintf(stderr, "close %s\n", peer_str(bufferevent_getfd(bev), name, sizeof name));
+    }
+    bufferevent_free(bev); /* BEV_OPT_CLOSE_ON_FREE: closes the fd too */
+}
+
+/* Input arrived: move it to the output buffer, uppercased on the way. */
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char buf[BUF_SIZE];
+    int n;
+    while ((n = evbuffer_remove(in, buf, sizeof buf)) > 0) {
+        upcase(buf, (size_t)n);
+        bufferevent_write(bev, buf, (size_t)n);
+    }
+}
+
+/* The output drained after the client half-closed: we owe it nothing. */
+static void drained_cb(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_close(bev);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)arg;
+    if (what & BEV_EVENT_ERROR) {
+        conn_close(bev); /* ECONNRESET and friends: drop this client only */
+        return;
+    }
+    if (what & BEV_EVENT_EOF) {
+        /* Half-close: send what is still owed, then close. */
+        if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+            conn_close(bev);
+            return;
+        }
+        bufferevent_disable(bev, EV_READ);
+        bufferevent_setcb(bev, NULL, drained_cb, event_cb, NULL);
+    }
+}
+
+/* ---------- accepting ---------------------------------------------------------- */
+
+static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct sockaddr *sa,
+                      int len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    struct event_base *base = evconnlistener_get_base(lst);
+    struct bufferevent *bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        unix_warn("bufferevent_socket_new", "client");
+        close(fd);
+        return;
+    }
+    if (verbose) {
+        char name[ADDR_STRLEN];
+        fprintf(stderr, "connect %s\n", sockaddr_str(sa, name, sizeof name));
+    }
+    bufferevent_setcb(bev, read_cb, NULL, event_cb, NULL);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* accept() failed (EMFILE, ...): say so and keep serving the others. */
+static void accept_error_cb(struct evconnlistener *lst, void *arg)
+{
+    (void)lst;
+    (void)arg;
+    unix_warn("accept", "listen fd");
+}
+
+static void stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopbreak(arg);
+}
+
+/* ---------- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    parse_args(argc, argv, &opts);
+    verbose = opts.verbose;
+    Ignore_sigpipe();
+
+    int listenfd = Tcp_listen(opts.addr, opts.port);
+    Set_nonblocking(listenfd);
+
+    struct event_base *base = event_base_new();
+    if (!base)
+        unix_error("event_base_new", NULL);
+    struct evconnlistener *lst = evconnlistener_new(
+        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listenfd);
+    if (!lst)
+        unix_error("evconnlistener_new", "listen fd");
+    evconnlistener_set_error_cb(lst, accept_error_cb);
+    struct event *ev_term = evsignal_new(base, SIGTERM, stop_cb, base);
+    struct event *ev_int = evsignal_new(base, SIGINT, stop_cb, base);
+    if (!ev_term || !ev_int || evsignal_add(ev_term, NULL) || evsignal_add(ev_int, NULL))
+        unix_error("evsignal_add", NULL);
+
+    Announce_listening(listenfd);
+    event_base_dispatch(base);
+
+    /* Connections still open at exit are not tracked here: the process
+     * exit closes their fds (a lab server would free each one). */
+    event_free(ev_term);
+    event_free(ev_int);
+    evconnlistener_free(lst);
+    event_base_free(base);
+    return 0;
+}

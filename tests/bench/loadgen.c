@@ -1,0 +1,656 @@
+/*
+ * loadgen - the load generator behind `make compare`.
+ *
+ * Opens N active connections (and optionally I idle ones) to an
+ * uppercase-echo server before any timing starts, then every active
+ * connection plays ping-pong: send S bytes, wait for exactly S bytes back,
+ * check they are the uppercase of what was sent, send the next S bytes.
+ * The bytes are random 0-255 (NUL, 0x80-0xFF, newlines included), read
+ * from a different offset of one random pattern every round, so a server
+ * that echoes a stale buffer or the wrong connection's bytes is caught.
+ *
+ * After a warm-up it counts for T seconds and prints one line, JSON by
+ * default (-f csv for CSV with -H for the header): round trips per second,
+ * MiB/s each way, latency percentiles from a log-linear histogram, the
+ * fewest and most round trips any one connection made (a server that
+ * serves one client at a time starves the others: min 0), errors, verify
+ * failures, and the load generator's own CPU use (when it is near 100% of
+ * its threads the client, not the server, is the bottleneck: it warns).
+ *
+ * Exit status: 0 clean; 1 on any error (connect failure, reset, early EOF,
+ * an idle connection closed by the server) or verify failure; 2 bad
+ * arguments.  Connections close with SO_LINGER 0 (an RST), so thousands
+ * of runs do not fill the port range with TIME_WAIT.
+ *
+ * -S (sync): print "window start" and "window end" on stderr at the edges
+ * of the measured window and wait for a line on stdin after each, so a
+ * driver can sample the server's /proc files at exactly those moments
+ * while every connection is still open.
+ *
+ * It deliberately uses nothing from common/: it must be able to measure a
+ * server built from anything.
+ */
+#define _GNU_SOURCE /* SOCK_NONBLOCK, EPOLLRDHUP, srandom() */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_THREADS 64
+#define PATTERN_SPAN 256 /* offsets a round may start at */
+#define READ_BUF 65536
+
+/* ---------- options ------------------------------------------------------- */
+
+static struct {
+    const char *addr;
+    int port;
+    int conns, idle, size, threads;
+    double seconds, warmup, connect_timeout;
+    const char *label;
+    int csv, header, sync, quiet;
+    unsigned seed;
+} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, "server", 0, 0, 0, 0, 1};
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: loadgen -p PORT [-a ADDR] [-c CONNS] [-i IDLE] [-s SIZE] [-t SECONDS]\n"
+            "               [-w WARMUP] [-j THREADS] [-T CONNECT_TIMEOUT] [-l LABEL]\n"
+            "               [-r SEED] [-f json|csv] [-H] [-S] [-q]\n");
+    exit(2);
+}
+
+static long num(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        usage();
+    return v;
+}
+
+static double fnum(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < 0 || v > 86400)
+        usage();
+    return v;
+}
+
+/* ---------- time and the latency histogram --------------------------------- */
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Log-linear: values below 16 ns exactly, then 16 sub-buckets per power
+ * of two, so any value is known within 1/16 (about 6%). */
+#define SUB 16
+#define NBUCKETS (64 * SUB)
+
+static int bucket_of(uint64_t v)
+{
+    if (v < SUB)
+        return (int)v;
+    int e = 63 - __builtin_clzll(v); /* e >= 4 */
+    return (e - 3) * SUB + (int)((v >> (e - 4)) & (SUB - 1));
+}
+
+/* The middle of a bucket, in ns. */
+static double bucket_value(int i)
+{
+    if (i < SUB)
+        return i;
+    int e = i / SUB + 3, sub = i % SUB;
+    double lo = (double)((uint64_t)(SUB + sub) << (e - 4));
+    return lo + (double)(1ULL << (e - 4)) / 2;
+}
+
+/* ---------- connections and threads ----------------------------------------- */
+
+struct conn {
+    int fd;
+    int id;
+    uint32_t off;    /* this round's offset into the pattern */
+    int sent, recvd; /* bytes of this round */
+    int64_t t0;      /* when this round's first byte went out */
+    long rounds;     /* round trips inside the measured window */
+    int dead;
+};
+
+struct worker {
+    pthread_t tid;
+    int epfd;
+    struct conn *conns;
+    int n;
+    uint64_t hist[NBUCKETS];
+    long rounds, errors, verify_failures;
+    int64_t max_ns;
+};
+
+/* 0 warm-up, 1 measuring, 2 window over (stop counting), 3 close up. */
+static atomic_int phase;
+static unsigned char *pattern, *expect; /* expect = uppercase of pattern */
+static atomic_int verify_reported;
+
+static void conn_fail(struct worker *w, struct conn *c, const char *what, int err)
+{
+    if (c->dead)
+        return;
+    c->dead = 1;
+    if (atomic_load(&phase) < 2) {
+        w->errors++;
+        if (!opt.quiet)
+            fprintf(stderr, "loadgen: connection %d: %s%s%s\n", c->id, what,
+                    err ? ": " : "", err ? strerror(err) : "");
+    }
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+static void round_start(struct worker *w, struct conn *c);
+
+static void conn_write(struct worker *w, struct conn *c)
+{
+    while (c->sent < opt.size) {
+        ssize_t k = send(c->fd, pattern + c->off + c->sent, (size_t)(opt.size - c->sent),
+                         MSG_NOSIGNAL);
+        if (k == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+                epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                return;
+            }
+            conn_fail(w, c, "send", errno);
+            return;
+        }
+        c->sent += (int)k;
+    }
+}
+
+static void round_start(struct worker *w, struct conn *c)
+{
+    c->off = (uint32_t)(((uint64_t)c->id * 7919 + (uint64_t)c->rounds * 131 +
+                         (uint64_t)c->t0) % PATTERN_SPAN);
+    c->sent = c->recvd = 0;
+    c->t0 = now_ns();
+    conn_write(w, c);
+}
+
+static void verify_failed(struct worker *w, struct conn *c, const unsigned char *got,
+                          size_t n, const char *why)
+{
+    w->verify_failures++;
+    if (atomic_fetch_add(&verify_reported, 1) < 3 && !opt.quiet) {
+        size_t i = 0;
+        const unsigned char *want = expect + c->off + c->recvd;
+        while (i < n && c->recvd + (int)i < opt.size && got[i] == want[i])
+            i++;
+        fprintf(stderr, "loadgen: verify failure on connection %d: %s at byte %d of the round",
+                c->id, why, c->recvd + (int)i);
+        if (c->recvd + (int)i < opt.size && i < n)
+            fprintf(stderr, ": expected 0x%02x, got 0x%02x", want[i], got[i]);
+        fputc('\n', stderr);
+    }
+    c->dead = 1; /* the stream is out of step: this connection is done */
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+static void conn_read(struct worker *w, struct conn *c, unsigned char *buf)
+{
+    for (;;) {
+        ssize_t k = recv(c->fd, buf, READ_BUF, 0);
+        if (k == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_fail(w, c, "recv", errno);
+            return;
+        }
+        if (k == 0) {
+            conn_fail(w, c, "the server closed the connection", 0);
+            return;
+        }
+        if (atomic_load(&phase) >= 2)
+            continue; /* window over: drain, check nothing */
+        int want = opt.size - c->recvd;
+        if (k > want || c->recvd + (int)k > c->sent) {
+            verify_failed(w, c, buf, (size_t)k, "more bytes came back than were sent");
+            return;
+        }
+        if (memcmp(buf, expect + c->off + c->recvd, (size_t)k) != 0) {
+            verify_failed(w, c, buf, (size_t)k, "wrong byte");
+            return;
+        }
+        c->recvd += (int)k;
+        if (c->recvd == opt.size) {
+            if (atomic_load(&phase) == 1) {
+                int64_t d = now_ns() - c->t0;
+                w->hist[bucket_of((uint64_t)d)]++;
+                if (d > w->max_ns)
+                    w->max_ns = d;
+                w->rounds++;
+                c->rounds++;
+            }
+            round_start(w, c);
+            if (c->dead)
+                return;
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    unsigned char *buf = malloc(READ_BUF);
+    struct epoll_event evs[256];
+    if (!buf) {
+        perror("loadgen: malloc");
+        exit(1);
+    }
+    for (int i = 0; i < w->n; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &w->conns[i]};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->conns[i].fd, &ev) == -1) {
+            perror("loadgen: epoll_ctl");
+            exit(1);
+        }
+        round_start(w, &w->conns[i]);
+    }
+    while (atomic_load(&phase) < 3) {
+        int k = epoll_wait(w->epfd, evs, 256, 20);
+        if (k == -1) {
+            if (errno == EINTR)
+                continue;
+            perror("loadgen: epoll_wait");
+            exit(1);
+        }
+        for (int i = 0; i < k; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (c->dead)
+                continue;
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                conn_read(w, c, buf);
+            if (!c->dead && (evs[i].events & EPOLLOUT)) {
+                conn_write(w, c);
+                if (!c->dead && c->sent == opt.size) {
+                    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+                    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+                }
+            }
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+/* ---------- connecting -------------------------------------------------------- */
+
+static int connect_start(const struct sockaddr_in *sin)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == -1 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* Open n connections, at most 256 handshakes in flight at once.  fds[i]
+ * is -1 for a connection that failed or did not complete by the deadline.
+ * Returns the number of failures. */
+static int connect_all(const struct sockaddr_in *sin, int *fds, int n, int64_t deadline)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    int next = 0, pending = 0, failed = 0, first_err = 0;
+    char *inprog = calloc((size_t)(n ? n : 1), 1);
+    struct epoll_event evs[256];
+    if (epfd == -1 || !inprog) {
+        perror("loadgen: connect setup");
+        exit(1);
+    }
+    while (next < n || pending > 0) {
+        while (next < n && pending < 256) {
+            int fd = connect_start(sin);
+            fds[next] = fd;
+            if (fd == -1) {
+                if (!first_err)
+                    first_err = errno;
+                failed++;
+            } else {
+                struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)next};
+                epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+                inprog[next] = 1;
+                pending++;
+            }
+            next++;
+        }
+        int64_t left = (deadline - now_ns()) / 1000000;
+        if (left <= 0)
+            break;
+        int k = epoll_wait(epfd, evs, 256, left > 1000 ? 1000 : (int)left);
+        for (int i = 0; i < k; i++) {
+            int idx = (int)evs[i].data.u32, err = 0;
+            socklen_t len = sizeof err;
+            getsockopt(fds[idx], SOL_SOCKET, SO_ERROR, &err, &len);
+            epoll_ctl(epfd, EPOLL_CTL_DEL, fds[idx], NULL);
+            inprog[idx] = 0;
+            pending--;
+            if (err) {
+                if (!first_err)
+                    first_err = err;
+                close(fds[idx]);
+                fds[idx] = -1;
+                failed++;
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (i >= next || inprog[i]) { /* never started, or timed out */
+            if (i < next)
+                close(fds[i]);
+            fds[i] = -1;
+            failed++;
+            if (!first_err)
+                first_err = ETIMEDOUT;
+        }
+    }
+    if (failed && !opt.quiet)
+        fprintf(stderr, "loadgen: %d of %d connections failed (first: %s)\n", failed, n,
+                strerror(first_err));
+    free(inprog);
+    close(epfd);
+    return failed;
+}
+
+static void close_rst(int fd)
+{
+    struct linger lg = {1, 0}; /* RST on close: no TIME_WAIT left behind */
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(fd);
+}
+
+/* ---------- the driver's handshake (-S) ------------------------------------------ */
+
+static void sync_point(const char *what)
+{
+    if (!opt.sync)
+        return;
+    fprintf(stderr, "window %s\n", what);
+    fflush(stderr);
+    char line[64];
+    if (!fgets(line, sizeof line, stdin)) {
+        /* the driver went away: carry on without it */
+        opt.sync = 0;
+    }
+}
+
+/* Watch the idle connections until the deadline: none may be closed. */
+static long watch_idle(int epfd, int64_t deadline)
+{
+    long lost = 0;
+    struct epoll_event evs[256];
+    for (;;) {
+        int64_t left = (deadline - now_ns()) / 1000000;
+        if (left <= 0)
+            return lost;
+        int k = epoll_wait(epfd, evs, 256, (int)left);
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            char b[512];
+            ssize_t r = recv(fd, b, sizeof b, MSG_DONTWAIT);
+            if (r > 0)
+                continue; /* an idle connection got bytes it never asked for: ignore */
+            lost++;
+            epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+        }
+    }
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ---------- main -------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    int c;
+    while ((c = getopt(argc, argv, "a:p:c:i:s:t:w:j:T:l:r:f:HSq")) != -1) {
+        switch (c) {
+        case 'a': opt.addr = optarg; break;
+        case 'p': opt.port = (int)num(optarg, 1, 65535); break;
+        case 'c': opt.conns = (int)num(optarg, 0, 1000000); break;
+        case 'i': opt.idle = (int)num(optarg, 0, 1000000); break;
+        case 's': opt.size = (int)num(optarg, 1, 16 << 20); break;
+        case 't': opt.seconds = fnum(optarg); break;
+        case 'w': opt.warmup = fnum(optarg); break;
+        case 'j': opt.threads = (int)num(optarg, 1, MAX_THREADS); break;
+        case 'T': opt.connect_timeout = fnum(optarg); break;
+        case 'l': opt.label = optarg; break;
+        case 'r': opt.seed = (unsigned)num(optarg, 0, 0x7fffffff); break;
+        case 'f':
+            if (strcmp(optarg, "csv") == 0)
+                opt.csv = 1;
+            else if (strcmp(optarg, "json") != 0)
+                usage();
+            break;
+        case 'H': opt.header = 1; break;
+        case 'S': opt.sync = 1; break;
+        case 'q': opt.quiet = 1; break;
+        default: usage();
+        }
+    }
+    if (optind != argc || opt.seconds <= 0)
+        usage();
+    if (opt.threads > opt.conns && opt.conns > 0)
+        opt.threads = opt.conns;
+
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)opt.port);
+    if (inet_pton(AF_INET, opt.addr, &sin.sin_addr) != 1)
+        usage();
+
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl; /* thousands of connections: take every fd we may */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    /* The pattern: random bytes, every value 0-255 likely to appear. */
+    size_t plen = (size_t)opt.size + PATTERN_SPAN;
+    pattern = malloc(plen);
+    expect = malloc(plen);
+    if (!pattern || !expect) {
+        perror("loadgen: malloc");
+        return 1;
+    }
+    srandom(opt.seed);
+    for (size_t i = 0; i < plen; i++) {
+        pattern[i] = (unsigned char)(random() >> 7);
+        expect[i] = pattern[i] >= 'a' && pattern[i] <= 'z' ? pattern[i] - 32 : pattern[i];
+    }
+
+    /* Active connections first, so a server that serves one client at a
+     * time is busy with an active one, not an idle one. */
+    int total = opt.conns + opt.idle;
+    int *fds = malloc(sizeof(int) * (size_t)(total ? total : 1));
+    if (!fds) {
+        perror("loadgen: malloc");
+        return 1;
+    }
+    int64_t t_connect = now_ns();
+    int64_t deadline = t_connect + (int64_t)(opt.connect_timeout * 1e9);
+    int connect_failures = connect_all(&sin, fds, opt.conns, deadline);
+    connect_failures += connect_all(&sin, fds + opt.conns, opt.idle, deadline);
+    double connect_ms = (double)(now_ns() - t_connect) / 1e6;
+
+    /* Idle connections stay in this thread's epoll set: any event on them
+     * (EOF, RST) means the server dropped them. */
+    int idle_ep = epoll_create1(EPOLL_CLOEXEC);
+    for (int i = opt.conns; i < total; i++) {
+        if (fds[i] == -1)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.fd = fds[i]};
+        epoll_ctl(idle_ep, EPOLL_CTL_ADD, fds[i], &ev);
+    }
+
+    /* Spread the active connections over the threads. */
+    struct conn *conns = calloc((size_t)(opt.conns ? opt.conns : 1), sizeof *conns);
+    struct worker *ws = calloc((size_t)opt.threads, sizeof *ws);
+    if (!conns || !ws) {
+        perror("loadgen: calloc");
+        return 1;
+    }
+    int nlive = 0;
+    for (int i = 0; i < opt.conns; i++)
+        if (fds[i] != -1)
+            conns[nlive++] = (struct conn){.fd = fds[i], .id = i};
+    int per = opt.threads ? (nlive + opt.threads - 1) / opt.threads : 0;
+    for (int t = 0, at = 0; t < opt.threads; t++) {
+        ws[t].conns = conns + at;
+        ws[t].n = nlive - at < per ? nlive - at : per;
+        at += ws[t].n;
+        ws[t].epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (ws[t].epfd == -1) {
+            perror("loadgen: epoll_create1");
+            return 1;
+        }
+    }
+
+    atomic_store(&phase, 0);
+    for (int t = 0; t < opt.threads; t++) {
+        int e = pthread_create(&ws[t].tid, NULL, worker_main, &ws[t]);
+        if (e) {
+            fprintf(stderr, "loadgen: pthread_create: %s\n", strerror(e));
+            return 1;
+        }
+    }
+    long idle_lost = watch_idle(idle_ep, now_ns() + (int64_t)(opt.warmup * 1e9));
+
+    sync_point("start");
+    double cpu0 = cpu_seconds();
+    int64_t t0 = now_ns();
+    atomic_store(&phase, 1);
+    idle_lost += watch_idle(idle_ep, t0 + (int64_t)(opt.seconds * 1e9));
+    atomic_store(&phase, 2);
+    int64_t t1 = now_ns();
+    double cpu1 = cpu_seconds();
+    sync_point("end");
+    atomic_store(&phase, 3);
+    for (int t = 0; t < opt.threads; t++)
+        pthread_join(ws[t].tid, NULL);
+
+    /* Totals. */
+    uint64_t hist[NBUCKETS] = {0};
+    long rounds = 0, errors = connect_failures + idle_lost, vfail = 0;
+    int64_t max_ns = 0;
+    for (int t = 0; t < opt.threads; t++) {
+        for (int b = 0; b < NBUCKETS; b++)
+            hist[b] += ws[t].hist[b];
+        rounds += ws[t].rounds;
+        errors += ws[t].errors;
+        vfail += ws[t].verify_failures;
+        if (ws[t].max_ns > max_ns)
+            max_ns = ws[t].max_ns;
+    }
+    if (idle_lost && !opt.quiet)
+        fprintf(stderr, "loadgen: the server closed %ld idle connections\n", idle_lost);
+    long cmin = nlive ? -1 : 0, cmax = 0, starved = 0;
+    for (int i = 0; i < nlive; i++) {
+        long r = conns[i].rounds;
+        if (cmin == -1 || r < cmin)
+            cmin = r;
+        if (r > cmax)
+            cmax = r;
+        if (r == 0)
+            starved++;
+    }
+    double pct[5] = {50, 90, 99, 99.9, 0};
+    double lat[4] = {0, 0, 0, 0};
+    for (int p = 0; p < 4 && rounds > 0; p++) {
+        uint64_t want = (uint64_t)((double)rounds * pct[p] / 100.0 + 0.5), seen = 0;
+        if (want < 1)
+            want = 1;
+        for (int b = 0; b < NBUCKETS; b++) {
+            seen += hist[b];
+            if (seen >= want) {
+                lat[p] = bucket_value(b) / 1000.0;
+                break;
+            }
+        }
+    }
+    double secs = (double)(t1 - t0) / 1e9;
+    double rtps = (double)rounds / secs;
+    double mibps = rtps * opt.size / (1024.0 * 1024.0);
+    double cpu_pct = 100.0 * (cpu1 - cpu0) / secs;
+    int client_bound = cpu_pct > 90.0 * opt.threads;
+    if (client_bound && !opt.quiet)
+        fprintf(stderr, "loadgen: warning: the load generator used %.0f%% CPU with %d thread(s):"
+                        " it, not the server, may be the bottleneck\n", cpu_pct, opt.threads);
+
+    if (opt.csv) {
+        if (opt.header)
+            printf("label,conns,idle,size,threads,seconds,connect_ms,connect_failures,"
+                   "round_trips,rtps,mibps,p50_us,p90_us,p99_us,p999_us,max_us,"
+                   "conn_rt_min,conn_rt_max,starved,errors,verify_failures,client_cpu_pct,"
+                   "client_bound\n");
+        printf("%s,%d,%d,%d,%d,%.3f,%.1f,%d,%ld,%.1f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+               "%ld,%ld,%ld,%ld,%ld,%.1f,%d\n",
+               opt.label, opt.conns, opt.idle, opt.size, opt.threads, secs, connect_ms,
+               connect_failures, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
+               (double)max_ns / 1000.0, cmin, cmax, starved, errors, vfail, cpu_pct,
+               client_bound);
+    } else {
+        printf("{\"label\":\"%s\",\"conns\":%d,\"idle\":%d,\"size\":%d,\"threads\":%d,"
+               "\"seconds\":%.3f,\"connect_ms\":%.1f,\"connect_failures\":%d,"
+               "\"round_trips\":%ld,\"rtps\":%.1f,\"mibps\":%.3f,\"p50_us\":%.1f,"
+               "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+               "\"conn_rt_min\":%ld,\"conn_rt_max\":%ld,\"starved\":%ld,\"errors\":%ld,"
+               "\"verify_failures\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s}\n",
+               opt.label, opt.conns, opt.idle, opt.size, opt.threads, secs, connect_ms,
+               connect_failures, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
+               (double)max_ns / 1000.0, cmin, cmax, starved, errors, vfail, cpu_pct,
+               client_bound ? "true" : "false");
+    }
+    fflush(stdout);
+
+    for (int i = 0; i < total; i++)
+        if (fds[i] != -1)
+            close_rst(fds[i]);
+    return errors || vfail ? 1 : 0;
+}
