@@ -629,7 +629,7 @@ int main(int argc, char **argv)
                    "round_trips,rtps,mibps,p50_us,p90_us,p99_us,p999_us,max_us,"
                    "conn_rt_min,conn_rt_max,starved,errors,verify_failures,client_cpu_pct,"
                    "client_bound\n");
-        printf("%s,%d,%d,%d,%d,%.3f,%.1f,%d,%ld,%.1f,%.3f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+        printf("%s,%d,%d,%d,%d,%.3f,%.1f,%d,%ld,%.1f,%.6f,%.1f,%.1f,%.1f,%.1f,%.1f,"
                "%ld,%ld,%ld,%ld,%ld,%.1f,%d\n",
                opt.label, opt.conns, opt.idle, opt.size, opt.threads, secs, connect_ms,
                connect_failures, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
@@ -638,7 +638,7 @@ int main(int argc, char **argv)
     } else {
         printf("{\"label\":\"%s\",\"conns\":%d,\"idle\":%d,\"size\":%d,\"threads\":%d,"
                "\"seconds\":%.3f,\"connect_ms\":%.1f,\"connect_failures\":%d,"
-               "\"round_trips\":%ld,\"rtps\":%.1f,\"mibps\":%.3f,\"p50_us\":%.1f,"
+               "\"round_trips\":%ld,\"rtps\":%.1f,\"mibps\":%.6f,\"p50_us\":%.1f,"
                "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"conn_rt_min\":%ld,\"conn_rt_max\":%ld,\"starved\":%ld,\"errors\":%ld,"
                "\"verify_failures\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s}\n",
