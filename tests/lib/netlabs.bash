@@ -79,8 +79,9 @@ wait_exit() { # wait_exit PID SECONDS
     # overruns the deadline.
     (
         exec 3>&- 4>&- >/dev/null 2>&1
+        # The trap first: a TERM that comes early must not orphan the sleep.
+        trap 'kill $! 2>/dev/null; exit 0' TERM
         sleep "$secs" &
-        trap 'kill $!; exit 0' TERM
         wait $!
         touch "$flag"
         kill -KILL "$pid"
