@@ -139,7 +139,7 @@ static int conn_read(struct conn *c)
         size_t pending = out_pending(c);
         if (pending >= s->high_water) {
             c->paused = 1; /* back-pressure: the client must read first */
-            return 0;
+            break;
         }
         /* Read no more than the output may still grow (the echo writes
          * back what it reads), so the output never passes high_water. */

@@ -1,0 +1,1 @@
+UNIT_SRCS_bufpool_test := solutions/08-reactor/bufpool.c
