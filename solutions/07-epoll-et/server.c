@@ -274,9 +274,15 @@ static void accept_clients(int epfd, int listenfd)
                 unix_warn("accept4", "listening socket (closing new clients)");
             close(spare_fd);
             fd = accept(listenfd, NULL, NULL);
+            int empty = fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
             if (fd >= 0)
                 close(fd);
             spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            /* accept() reserves the new fd before it looks at the queue,
+             * so a full fd table says EMFILE even when nobody is waiting:
+             * only this accept, with a free fd, can tell "queue empty". */
+            if (empty)
+                return;
             continue;
         }
         /* Anything else: give up on this edge; the next connect raises

@@ -1,0 +1,227 @@
+# scenarios_nonblocking.bash - whole test scenarios for the non-blocking
+# servers (labs 07-epoll-et and 08-reactor, some also 06-epoll-lt).
+#
+#   load lib/netlabs
+#   load lib/scenarios_nonblocking
+#   @test "design: ..." { nb_connect_burst 200; }
+#
+# Each nb_* function runs one whole scenario and fails the test with a
+# message saying what was expected, what happened and how to reproduce it.
+# Each starts the server itself (start_server) unless one is already
+# running in this test (SERVER_PID set); nb_emfile_no_spin always starts
+# its own, under prlimit.
+
+# ---------- helpers ------------------------------------------------------------------
+
+nb_ensure_server() {
+    [[ -n ${SERVER_PID:-} ]] || start_server
+}
+
+# nb_client HINT SCRIPT ARGS...: run a client; on failure, fail with its
+# output, the hint (the likely bug) and the reproduce lines.
+nb_client() {
+    local hint=$1
+    shift
+    run client "$@"
+    if ((status != 0)); then
+        fail "$(printf '%s\n' "expected: tests/clients/$1 to pass (exit 0); it exited $status:" \
+            "$(sed 's/^/    /' <<<"$output" | head -30)" \
+            "  likely cause: $hint" \
+            "  server: $(server_cmd)")"
+    fi
+}
+
+# nb_cpu_over SECONDS: CPU ticks (1/100 s) the server burns in SECONDS of
+# wall time.  The wait is a measurement window, not a synchronisation.
+nb_cpu_over() {
+    local t0 t1
+    t0=$(cpu_ticks "$SERVER_PID")
+    sleep "$1"
+    t1=$(cpu_ticks "$SERVER_PID")
+    echo $((t1 - t0))
+}
+
+# The fds of the server that are sockets, one number per line.
+nb_socket_fds() {
+    local f
+    for f in /proc/"$SERVER_PID"/fd/*; do
+        [[ $(readlink "$f" 2>/dev/null) == socket:* ]] && echo "${f##*/}"
+    done
+}
+
+# ---------- the scenarios ----------------------------------------------------------------
+
+# One send() of 1 MiB, then the client only reads.  A server that reads once
+# per edge leaves bytes in the socket buffer and never hears about them again.
+nb_one_write_burst() {
+    nb_ensure_server
+    nb_client "the server does not read until EAGAIN after an edge-triggered event: the rest of the burst sits in the socket buffer and no new event comes" \
+        burst.py --size 1048576 --write-first --timeout 10
+}
+
+# COUNT connections queued while the server is stopped (SIGSTOP), so that
+# they all stand behind one edge of the listening socket; after SIGCONT,
+# each must be accepted and served.  A server that accepts once per event
+# serves one and leaves the rest waiting forever.
+nb_connect_burst() {
+    local count=${1:-200}
+    nb_ensure_server
+    kill -STOP "$SERVER_PID"
+    # connect() completes in the kernel (the accept queue) while the
+    # server is stopped; "ready" means all COUNT are queued.  (If this
+    # fails, teardown kills the stopped server.)
+    start_held hold_idle.py --count "$count" --go
+    kill -CONT "$SERVER_PID"
+    local st=0
+    release_held || st=$?
+    if ((st != 0)); then
+        fail "$(printf '%s\n' "expected: all $count connections queued at once to be accepted and echoed; the client exited $st:" \
+            "$(sed 's/^/    /' <<<"$HELD_OUTPUT" | head -20)" \
+            "  likely cause: the accept loop stops before EAGAIN (one accept per edge-triggered event)" \
+            "  reproduce: $(server_cmd) & kill -STOP it, run python3 tests/clients/hold_idle.py --port PORT --count $count --go --hold, kill -CONT it, press Ctrl-D")"
+    fi
+    assert_server_alive
+}
+
+# A client sends SIZE (64 MiB) and reads nothing for 3 s, then reads: every
+# byte must come back.  Meanwhile probes on another connection (and on fresh
+# connections) must each be answered within 1.5 s.
+nb_slow_reader() {
+    local size=${1:-67108864}
+    nb_ensure_server
+    nb_client "a write that blocks (or spins on EAGAIN) while one client does not read stalls everyone; or bytes dropped when send() says EAGAIN (keep them in the connection's output buffer)" \
+        slow_reader.py --size "$size" --pause-read 3 --max-latency 1.5
+    assert_server_alive
+    nb_client "the server stopped serving after the slow client" echo.py --size 4096
+}
+
+# 8 MiB, then shutdown(SHUT_WR): all 8 MiB must come back, then EOF.
+nb_halfclose_flush() {
+    nb_ensure_server
+    nb_client "on EOF from the client, the server must first send everything still in the connection's output buffer (wait for EPOLLOUT), then close" \
+        halfclose.py --size 8388608
+}
+
+# strace the running server while 3 clients connect and echo: the
+# connections must be registered with EPOLLET and made non-blocking
+# (accept4 SOCK_NONBLOCK or fcntl O_NONBLOCK), and the server must wait in
+# epoll_wait/epoll_pwait.  /proc confirms the state: every socket fd has
+# O_NONBLOCK, and the epoll fd watches the connections with EPOLLET.
+nb_strace_et_nonblock() {
+    nb_strace_epoll et
+}
+
+# nb_strace_epoll et|lt: the same for either mode; "lt" requires epoll
+# with NO EPOLLET on any fd (lab 06) and says nothing about O_NONBLOCK.
+nb_strace_epoll() {
+    local mode=$1
+    command -v strace >/dev/null || skip "strace is not installed"
+    nb_ensure_server
+    local trace=$BATS_TEST_TMPDIR/strace.out line
+    mkfifo "$BATS_TEST_TMPDIR/strace.fifo"
+    # Without -q, strace says "Process N attached" on stderr once it is
+    # tracing: that line is the synchronisation.
+    strace -f -e trace=epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl \
+        -o "$trace" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
+    local spid=$!
+    exec {line}<"$BATS_TEST_TMPDIR/strace.fifo"
+    local msg=
+    if ! IFS= read -r -t 5 msg <&"$line" || [[ $msg != *attached* ]]; then
+        kill "$spid" 2>/dev/null
+        wait "$spid" 2>/dev/null
+        exec {line}<&-
+        skip "strace cannot attach to the server here: ${msg:-no output}"
+    fi
+    start_held concurrency.py --clients 3
+    # /proc: the state the server left its fds in.
+    local fd flags notnb=() epfd= etline
+    for fd in $(nb_socket_fds); do
+        flags=$(awk '/^flags:/ {print $2}' "/proc/$SERVER_PID/fdinfo/$fd")
+        ((8#$flags & 04000)) || notnb+=("$fd")
+    done
+    for fd in /proc/"$SERVER_PID"/fd/*; do
+        [[ $(readlink "$fd") == 'anon_inode:[eventpoll]' ]] && epfd=${fd##*/}
+    done
+    etline=$(awk '/^tfd:/ {print}' "/proc/$SERVER_PID/fdinfo/${epfd:-none}" 2>/dev/null)
+    release_held || true
+    kill -INT "$spid" 2>/dev/null
+    wait "$spid" 2>/dev/null || true
+    exec {line}<&-
+    local log
+    log=$(cat "$trace")
+    [[ -n $epfd ]] || fail "expected an epoll fd (anon_inode:[eventpoll]) among the server's fds; found none: $(ls -l /proc/"$SERVER_PID"/fd 2>/dev/null | tail -n +2 | awk '{print $9, $11}' | tr '\n' ' ')"
+    local n_et=0 n_all=0 ev
+    # tfd lines: "tfd: N events: HEX data: ..."; EPOLLET is bit 31.
+    while read -r _ _ _ ev _; do
+        [[ -n $ev ]] || continue
+        n_all=$((n_all + 1))
+        (((16#$ev & 0x80000000) != 0)) && n_et=$((n_et + 1))
+    done <<<"$etline"
+    ((n_all >= 4)) || fail "$(printf '%s\n' "expected the listening socket and the 3 connected clients in the epoll interest list; /proc/$SERVER_PID/fdinfo/$epfd lists $n_all fds:" "$etline" "  (server: $(server_cmd))")"
+    grep -qE 'epoll_(p?wait2?)\(' <<<"$log" || fail "$(printf '%s\n' "expected the server to wait in epoll_wait/epoll_pwait (strace) while clients were served; the trace:" "$(head -20 <<<"$log")")"
+    if [[ $mode == lt ]]; then
+        ((n_et == 0)) || fail "$(printf '%s\n' "expected level-triggered epoll (no EPOLLET) in this lab; /proc/$SERVER_PID/fdinfo/$epfd shows $n_et of $n_all fds with EPOLLET:" "$etline")"
+        ! grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || fail "$(printf '%s\n' "expected no EPOLLET in this lab's epoll_ctl calls; strace shows:" "$(grep -E 'epoll_ctl\(.*EPOLLET' <<<"$log" | head -5)")"
+        grep -qE 'epoll_ctl\(.*EPOLL_CTL_ADD' <<<"$log" || fail "$(printf '%s\n' "expected epoll_ctl(..., EPOLL_CTL_ADD, ...) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
+        return 0
+    fi
+    ((${#notnb[@]} == 0)) || fail "expected every socket to be non-blocking (O_NONBLOCK in /proc/PID/fdinfo) while 3 clients were connected; fds ${notnb[*]} are blocking. Use accept4(..., SOCK_NONBLOCK) or fcntl(F_SETFL, O_NONBLOCK). (server: $(server_cmd))"
+    ((n_et >= 3)) || fail "$(printf '%s\n' "expected the 3 connected clients registered with EPOLLET; /proc/$SERVER_PID/fdinfo/$epfd shows $n_et of $n_all fds with EPOLLET:" "$etline" "  (server: $(server_cmd))")"
+    grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || fail "$(printf '%s\n' "expected epoll_ctl(..., {events=...EPOLLET...}) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
+    grep -qE 'accept4\(.*SOCK_NONBLOCK|fcntl\(.*F_SETFL.*O_NONBLOCK' <<<"$log" || fail "$(printf '%s\n' "expected accept4(..., SOCK_NONBLOCK) or fcntl(fd, F_SETFL, ...O_NONBLOCK) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
+}
+
+# With COUNT (default 1000) idle connections held open, the server must use
+# (almost) no CPU over 2 s: it sleeps in epoll_wait instead of spinning.
+nb_idle_cpu() {
+    local count=${1:-1000} ticks
+    ulimit -n 20000
+    nb_ensure_server
+    start_held concurrency.py --clients "$count"
+    ticks=$(nb_cpu_over 2)
+    release_held || true
+    ((ticks <= 20)) || fail "expected an idle server (with $count idle connections) to sleep in epoll_wait: it used $ticks ticks (1/100 s) of CPU in 2 s. Is EPOLLOUT left on while there is nothing to send (level-triggered: it is always ready), or a loop spinning on EAGAIN? (reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients $count --hold, then watch top)"
+}
+
+# Under prlimit --nofile=64, 100 connections exhaust the server's fds: it
+# must neither crash nor spin (accept failing with EMFILE on a listening
+# socket that stays readable), and must serve new clients once they leave.
+nb_emfile_no_spin() {
+    local PRE=(prlimit --nofile=64 --)
+    start_server
+    start_held hold_idle.py --count 100
+    local ticks
+    ticks=$(nb_cpu_over 2)
+    assert_server_alive
+    release_held || true
+    ((ticks <= 20)) || fail "expected the server, out of fds (EMFILE) with 100 connections pending, to wait quietly: it used $ticks ticks (1/100 s) of CPU in 2 s. accept() keeps failing with EMFILE while the listening socket stays readable: keep a spare fd, close it, accept and close the client, reopen it. (reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold)"
+    # The held connections are gone: the server must take new clients again.
+    nb_client "after running out of fds the server stopped accepting (an EMFILE that ended the accept loop for good, or that killed the server?)" \
+        many.py --count 20 --parallel 4
+    assert_server_alive
+}
+
+# SIGTERM while clients are connected (with --pending, also one client that
+# sent a lot without reading, so the server holds unsent output): the
+# server must exit 0 within 2 s, and a sanitizer build must report no leak
+# (teardown fails the test on any sanitizer report).
+nb_sigterm_clean_exit() {
+    nb_ensure_server
+    start_held concurrency.py --clients 20
+    local h1_in=$HELD_IN h1_out=$HELD_OUT h1_pid=$HELD_PID h1_err=$HELD_ERR
+    if [[ ${1:-} == --pending ]]; then
+        start_held hold_idle.py --count 1 --send 33554432
+    fi
+    stop_server
+    release_held || true
+    if [[ ${1:-} == --pending ]]; then
+        HELD_IN=$h1_in HELD_OUT=$h1_out HELD_PID=$h1_pid HELD_ERR=$h1_err
+        release_held || true
+    fi
+    [[ $SERVER_STATUS == 0 ]] || fail "$(printf '%s\n' "expected exit status 0 within 2 s of SIGTERM (with 20 clients connected${1:+ and unsent output}); got: $SERVER_STATUS ('timeout' = still running; 143 = killed by the signal: install a handler with on_stop_signals)." \
+        "  its stderr:" "$(tail -20 "$SERVER_ERR" | sed 's/^/    /')" \
+        "  reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; kill -TERM the server; echo \$?")"
+    if grep -q 'LeakSanitizer' "$SERVER_ERR"; then
+        fail "$(printf '%s\n' "expected no leak at exit; LeakSanitizer reports (free every connection's state and buffers before returning from main):" "$(grep -A12 'ERROR: LeakSanitizer' "$SERVER_ERR" | head -30)")"
+    fi
+}
