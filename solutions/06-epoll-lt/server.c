@@ -1,27 +1,28 @@
 /*
- * 06-epoll-lt: an uppercase-echo server on epoll, level-triggered.
+ * 06-epoll-lt: one thread serves many clients with epoll, level-triggered.
  *
- * One process, one thread, thousands of clients.  poll() hands the kernel
- * the whole fd array on every call and scans it again on return, so each
- * wakeup costs O(all connections).  epoll splits that in two: the interest
- * list lives in the kernel (epoll_ctl adds and removes one fd at a time)
- * and epoll_wait returns only the fds that are ready, so a wakeup costs
- * O(ready connections), however many sit idle.
+ * The same loop as lab 05, with the interest list moved into the kernel.
+ * poll() hands the kernel the whole array on every call and the loop scans
+ * all of it afterwards, so each wakeup costs O(all connections).  epoll
+ * splits that in two: epoll_ctl() adds or removes one fd from an interest
+ * list the kernel keeps, and epoll_wait() returns only the fds that are
+ * ready, so a wakeup costs O(ready connections), however many sit idle.
  *
- * Level-triggered (the default) means "ready as long as there is data":
- * exactly poll's semantics.  One read per wakeup is fine: if bytes are
- * left, the next epoll_wait reports the fd again.
- *
- * What it leaves out, on purpose: writes still block.  A client that sends
- * a lot and never reads fills its socket buffer, and writen() then waits
- * for it while every other client waits too.  Lab 07 makes every socket
- * non-blocking, keeps an output buffer per connection and switches to
- * edge-triggered notification.  Out of fds (EMFILE), this server keeps
- * retrying accept at every wakeup (a busy loop while the limit lasts);
- * lab 07 fixes that with a spare fd.
+ * Level-triggered (the default) means "reported as long as it is ready":
+ * poll's semantics exactly.  One read per wakeup is fine: if bytes are
+ * left, the next epoll_wait() reports the fd again.
  *
  * From this lab on, SIGTERM and SIGINT stop the server cleanly: every fd
  * closed and every allocation freed, exit status 0.
+ *
+ * What it leaves out, on purpose:
+ *   - Replies are still written with a blocking writen().  A client that
+ *     sends but never reads fills its socket buffer, writen() blocks, and
+ *     every other client waits with it (a stop signal too).  Lab 07 makes
+ *     every socket non-blocking, gives each connection an output buffer
+ *     and switches to edge-triggered notification.
+ *   - Out of fds (EMFILE), the listener stays ready and the loop spins
+ *     until a client leaves.  Lab 07 keeps a spare fd for that.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -36,9 +37,9 @@
 #include <unistd.h>
 
 #define BUF_SIZE 4096
-#define MAX_EVENTS 256 /* ready fds taken per epoll_wait; the rest wait */
+#define MAX_EVENTS 256 /* ready fds taken per epoll_wait(); the rest wait */
 
-static int verbose;
+static int verbose; /* -v: log connects and closes */
 
 /* ---------- stopping on SIGTERM/SIGINT ------------------------------------ */
 
@@ -50,83 +51,103 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-/* ---------- the connection table ------------------------------------------- */
+/* ---------- the client table ----------------------------------------------- */
 
-/* One slot per fd number, so an event's fd finds its state in O(1) (the
- * kernel hands out the lowest free fd, so the table stays dense).  The
- * table grows by doubling; every index is bound-checked first. */
-struct conn {
-    int open;
-    char name[ADDR_STRLEN]; /* the peer, for the -v log */
-};
+/* The kernel keeps the interest list (epfd); we keep only what it does not
+ * know: each client's name for the log, indexed by fd (the kernel hands
+ * out the lowest free fd, so the table stays dense).  An empty name is a
+ * free slot.  The table grows with realloc() and every index is checked
+ * against its size first. */
+static int epfd = -1;
+static char (*names)[ADDR_STRLEN];
+static size_t cap;
 
-static struct conn *conns;
-static size_t nconns; /* slots allocated */
-
-/* The slot for fd, growing the table if needed.  NULL when out of memory. */
-static struct conn *conn_slot(int fd)
+/* 0, or -1 with errno set (the caller refuses that client). */
+static int table_add(int fd, const char *name)
 {
     if (fd < 0) {
         errno = ERANGE;
-        return NULL;
+        return -1;
     }
-    if ((size_t)fd >= nconns) {
-        size_t n = nconns ? nconns : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        struct conn *t = realloc(conns, n * sizeof *t);
-        if (!t)
-            return NULL;
-        memset(t + nconns, 0, (n - nconns) * sizeof *t);
-        conns = t;
-        nconns = n;
+    if ((size_t)fd >= cap) {
+        size_t ncap = cap ? 2 * cap : 64;
+        while (ncap <= (size_t)fd)
+            ncap *= 2;
+        char(*q)[ADDR_STRLEN] = realloc(names, ncap * sizeof *q);
+        if (!q)
+            return -1;
+        memset(q + cap, 0, (ncap - cap) * sizeof *q);
+        names = q;
+        cap = ncap;
     }
-    return &conns[fd];
-}
-
-static void conn_open(int epfd, int fd, const struct sockaddr *peer)
-{
-    struct conn *c = conn_slot(fd);
-    if (!c) {
-        unix_warn("conn_open", "connection table");
-        close(fd);
-        return;
-    }
-    /* data.fd: the event tells us which fd; data.ptr could point straight
-     * at our state instead (lab 07 keeps using the fd and the table). */
+    /* data is ours: epoll hands it back with the event.  We store the fd
+     * (data.fd); data.ptr could point straight at per-client state. */
     struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
-        unix_warn("epoll_ctl ADD", "client");
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+        return -1;
+    snprintf(names[fd], sizeof names[fd], "%s", name);
+    return 0;
+}
+
+static void table_remove(int fd)
+{
+    /* close() alone drops the fd from the interest list only once no
+     * other fd (a dup, a forked child) refers to the same socket; until
+     * then epoll keeps reporting it.  Removing it first says what we mean
+     * and never leaves a stale entry. */
+    if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == -1)
+        unix_warn("epoll_ctl DEL", names[fd]);
+    names[fd][0] = '\0';
+}
+
+/* ---------- connections ------------------------------------------------------ */
+
+static void accept_client(int listenfd)
+{
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    char name[ADDR_STRLEN];
+
+    int fd = accept(listenfd, (struct sockaddr *)&peer, &len);
+    if (fd == -1) {
+        /* EAGAIN: the client gave up between epoll_wait() and accept()
+         * (the listener is non-blocking, so we are told instead of
+         * stuck).  EINTR, ECONNABORTED, EPROTO: nothing to do either.
+         * SHORTCUT: on EMFILE/ENFILE the connection stays queued, the
+         * listener stays ready (level-triggered), and the loop spins (and
+         * logs) until a client leaves and frees an fd. */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+            errno != ECONNABORTED && errno != EPROTO)
+            unix_warn("accept", "listening socket");
+        return;
+    }
+    sockaddr_str((struct sockaddr *)&peer, name, sizeof name);
+    if (table_add(fd, name) == -1) {
+        /* Out of memory, or epoll_ctl failed: refuse this client, keep
+         * serving the others. */
+        unix_warn("table_add", name);
         close(fd);
         return;
     }
-    c->open = 1;
-    sockaddr_str(peer, c->name, sizeof c->name);
     if (verbose)
-        fprintf(stderr, "connect %s\n", c->name);
+        fprintf(stderr, "connect %s\n", name);
 }
 
-static void conn_close(int epfd, int fd)
+static void close_client(int fd)
 {
-    struct conn *c = &conns[fd];
-    /* close() would drop the fd from the interest list by itself, but
-     * only once no other fd (a dup, a forked child) refers to the same
-     * socket; until then epoll keeps reporting it.  Removing it first
-     * says what we mean and never leaves a stale entry. */
-    if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == -1)
-        unix_warn("epoll_ctl DEL", "client");
-    close(fd);
-    c->open = 0;
     if (verbose)
-        fprintf(stderr, "close %s\n", c->name);
+        fprintf(stderr, "close %s\n", names[fd]);
+    table_remove(fd);
+    close(fd);
 }
 
-/* ---------- the service ---------------------------------------------------- */
+/* ---------- the service -------------------------------------------------------- */
 
-/* One read, then echo it back.  Returns 0 to keep the connection, -1 to
- * close it.  One read per wakeup is enough in level-triggered mode: if
- * more is waiting, epoll_wait reports the fd again at once. */
-static int serve_client(int fd)
+/* Serve one ready client: ONE read, then write it all back.  Never loop
+ * until EOF here: the next read would block, and while this thread waits
+ * for one client no other client is served.  Returns 0 to keep the client,
+ * -1 to close it. */
+static int serve_client(int fd, const char *name)
 {
     char buf[BUF_SIZE];
     ssize_t n;
@@ -135,59 +156,36 @@ static int serve_client(int fd)
         n = read(fd, buf, sizeof buf);
     while (n == -1 && errno == EINTR);
     if (n == 0)
-        return -1; /* EOF: everything we read has been written back */
+        return -1; /* EOF: every byte it sent has already been written back */
     if (n == -1) {
-        if (errno != ECONNRESET)
-            unix_warn("read", "client");
+        if (errno != ECONNRESET) /* a reset is the client's choice */
+            unix_warn("read", name);
         return -1;
     }
     upcase(buf, (size_t)n);
-    /* Shortcut: a blocking write.  A client that does not read stalls the
-     * whole server here (lab 07 buffers instead). */
+    /* SHORTCUT: writen() blocks until the kernel has taken all n bytes.
+     * A client that never reads stalls the whole server here (lab 07). */
     if (writen(fd, buf, (size_t)n) == -1) {
         if (errno != EPIPE && errno != ECONNRESET)
-            unix_warn("write", "client");
+            unix_warn("write", name);
         return -1;
     }
     return 0;
 }
 
-/* Accept one connection.  The listening socket is non-blocking, so a
- * client that reset between epoll_wait and accept gives EAGAIN instead of
- * blocking the whole server in accept(). */
-static void accept_client(int epfd, int listenfd)
-{
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    int fd;
-
-    do
-        fd = accept(listenfd, (struct sockaddr *)&peer, &len);
-    while (fd == -1 && errno == EINTR);
-    if (fd == -1) {
-        /* EAGAIN/ECONNABORTED/EPROTO: the client gave up; EMFILE/ENFILE:
-         * out of fds, the listener stays ready and we retry at the next
-         * wakeup.  None of them is a reason to exit. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
-            errno != EPROTO)
-            unix_warn("accept", "listening socket");
-        return;
-    }
-    conn_open(epfd, fd, (struct sockaddr *)&peer);
-}
-
-/* ---------- main ---------------------------------------------------------- */
+/* ---------- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
     struct server_opts opts;
     parse_args(argc, argv, &opts);
     verbose = opts.verbose;
-    Ignore_sigpipe();
+    Ignore_sigpipe(); /* belt and braces: writen() already uses MSG_NOSIGNAL */
 
-    /* Block SIGINT/SIGTERM except inside epoll_pwait: a signal that lands
-     * between the stop check and the wait would otherwise be noticed only
-     * at the next event. */
+    /* SIGINT/SIGTERM set stop_requested.  They stay blocked except inside
+     * epoll_pwait(), which unblocks them atomically for the wait: a signal
+     * arriving just before the wait would otherwise be noticed only at the
+     * next event. */
     sigset_t stop_sigs, wait_mask;
     sigemptyset(&stop_sigs);
     sigaddset(&stop_sigs, SIGINT);
@@ -197,45 +195,46 @@ int main(int argc, char **argv)
         unix_error("sigprocmask", NULL);
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
+    /* "Readable" is a hint, not a promise: a client may reset between the
+     * wait and accept().  Non-blocking, accept() then fails with EAGAIN
+     * instead of blocking the whole server. */
     Set_nonblocking(listenfd);
+    Announce_listening(listenfd);
 
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd == -1)
         unix_error("epoll_create1", NULL);
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = listenfd};
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, listenfd, &ev) == -1)
-        unix_error("epoll_ctl ADD", "listening socket");
-    Announce_listening(listenfd);
+    if (table_add(listenfd, "listener") == -1)
+        unix_error("table_add", "listening socket");
 
     struct epoll_event events[MAX_EVENTS];
     while (!stop_requested) {
         int nready = epoll_pwait(epfd, events, MAX_EVENTS, -1, &wait_mask);
         if (nready == -1) {
             if (errno == EINTR)
-                continue; /* the loop condition sees the stop request */
+                continue; /* a stop signal: the loop condition sees it */
             unix_error("epoll_wait", NULL);
         }
-        /* Only the ready fds come back: no scan over every connection. */
+        /* Only the ready fds come back: no scan over every client.
+         * EPOLLERR and EPOLLHUP count as readable: read() says what
+         * happened (EOF, or ECONNRESET). */
         for (int i = 0; i < nready; i++) {
             int fd = events[i].data.fd;
-            if (fd == listenfd) {
-                accept_client(epfd, listenfd);
-                continue;
-            }
-            /* EPOLLERR/EPOLLHUP count as readable: read() then reports
-             * the error or the EOF. */
-            if (serve_client(fd) == -1)
-                conn_close(epfd, fd);
+            if (fd == listenfd)
+                accept_client(listenfd);
+            else if (serve_client(fd, names[fd]) == -1)
+                close_client(fd);
         }
     }
 
-    /* Clean exit: every connection, the listener, the epoll fd, the
-     * table.  A leak checker at exit finds nothing. */
-    for (size_t fd = 0; fd < nconns; fd++)
-        if (conns[fd].open)
-            conn_close(epfd, (int)fd);
-    free(conns);
-    close(listenfd);
+    /* A clean exit: every client and the listener (all in the table),
+     * the table itself, the epoll fd.  A leak checker finds nothing. */
+    for (size_t fd = 0; fd < cap; fd++)
+        if (names[fd][0] != '\0') {
+            table_remove((int)fd);
+            close((int)fd);
+        }
+    free(names);
     close(epfd);
     return 0;
 }
