@@ -98,14 +98,22 @@ class Scenario:
         sys.exit(EXIT_PASS)
 
     # -- connections --
-    def connect(self, what="connect"):
-        """A connected blocking socket, or exit 3 (the server is not there)."""
+    def connect(self, what="connect", gone=None):
+        """A connected blocking socket, or exit 3 (the server is not there).
+        With gone (a sentence), a refused connection is a failure instead:
+        the server was there before, so it died."""
         try:
             s = socket.create_connection((self.args.addr, self.args.port),
                                          timeout=max(0.1, self.remaining()))
         except socket.timeout:
             self.fail("%s to %s:%d timed out: the server accepts no new connection "
                       "(listen backlog full?)" % (what, self.args.addr, self.args.port))
+        except ConnectionRefusedError:
+            if gone:
+                self.fail("%s: connection refused: the server is gone. %s" % (what, gone))
+            print("cannot connect to %s:%d: connection refused" % (self.args.addr, self.args.port),
+                  file=sys.stderr)
+            os._exit(EXIT_NOCONN)
         except OSError as e:
             print("cannot connect to %s:%d: %s" % (self.args.addr, self.args.port, e.strerror),
                   file=sys.stderr)

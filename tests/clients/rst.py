@@ -13,10 +13,14 @@ import socket
 import netlabs
 
 
+GONE = ("Did it die of SIGPIPE (writing to a reset connection kills a process that "
+        "neither ignores SIGPIPE nor uses MSG_NOSIGNAL), or exit on ECONNRESET/EPIPE?")
+
+
 def reset_midstream(sc, i):
     data = netlabs.payload(sc.rng, sc.args.size)
     cut = sc.rng.randint(len(data) // 4, 3 * len(data) // 4)
-    sock = sc.connect("client %d: connect" % i)
+    sock = sc.connect("client %d: connect" % i, gone=GONE if i else None)
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
@@ -54,7 +58,7 @@ def main():
     for i in range(sc.args.count):
         total += reset_midstream(sc, i)
     data = netlabs.payload(sc.rng, 4096)
-    sock = sc.connect("after %d resets: connect" % sc.args.count)
+    sock = sc.connect("after %d resets: connect" % sc.args.count, gone=GONE)
     netlabs.exchange(sc, sock, data, what="the client after %d resets" % sc.args.count)
     sock.close()
     sc.ok("%d clients reset mid-stream (%d bytes sent); the next client was served"
