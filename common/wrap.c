@@ -9,6 +9,7 @@
 #include "wrap.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -61,8 +62,9 @@ void parse_args(int argc, char **argv, struct server_opts *opts)
                 char *end;
                 errno = 0;
                 long p = strtol(val, &end, 10);
-                if (errno || end == val || *end != '\0' || p < 0 || p > 65535 ||
-                    val[0] == '-' || val[0] == '+' || val[0] == ' ')
+                /* Digits only: strtol would skip leading blanks and a sign. */
+                if (!isdigit((unsigned char)val[0]) || errno || *end != '\0' ||
+                    p < 0 || p > 65535)
                     bad_args(prog, "port must be a number from 0 to 65535", val);
                 opts->port = (int)p;
             } else {
@@ -189,8 +191,14 @@ ssize_t readline(struct linebuf *lb, char *out, size_t maxlen)
     size_t got = 0;
     while (got + 1 < maxlen) {
         int f = linebuf_fill(lb);
-        if (f == -1)
+        if (f == -1) {
+            /* Bytes already taken from the buffer would be lost with a
+             * bare -1 (EAGAIN on a non-blocking fd): return them; the next
+             * call meets the error again (or EOF after a reset). */
+            if (got > 0)
+                break;
             return -1;
+        }
         if (f == 0)
             break;
         /* Copy up to the newline, the end of the buffer or the room left. */

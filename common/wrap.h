@@ -83,7 +83,9 @@ void linebuf_init(struct linebuf *lb, int fd);
 /* Read one line, up to and including '\n', into out (at most maxlen - 1
  * bytes, then a terminating NUL).  A line longer than that is returned in
  * pieces.  Returns the byte count (without the NUL), 0 at EOF with nothing
- * read, -1 on error.  The line may contain NUL bytes: use the count. */
+ * read, -1 on error.  An error after part of a line returns that part
+ * first (so EAGAIN on a non-blocking fd loses nothing); the next call
+ * reports it.  The line may contain NUL bytes: use the count. */
 ssize_t readline(struct linebuf *lb, char *out, size_t maxlen);
 
 /* O_NONBLOCK on.  0 or -1. */
