@@ -148,6 +148,7 @@ fds_back_to() { (($(fd_count "$SERVER_PID") <= $1)); }
         "1 s after every child had exited, $(n_zombies) zombie children of pid $SERVER_PID remain (expected 0)." \
         "  Reap in the SIGCHLD handler with while (waitpid(-1, NULL, WNOHANG) > 0): one SIGCHLD may stand for many exits." \
         "  $(repro "python3 tests/clients/concurrency.py --port PORT --clients 50; ps --ppid PID -o pid,stat")")"
+    assert_server_alive
 }
 
 # bats test_tags=design

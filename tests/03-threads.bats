@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# Lab 03: the thread-per-connection uppercase-echo server.
+#
+#   bats tests/03-threads.bats                       the reference solution
+#   NETLABS_TREE=labs bats tests/03-threads.bats     your labs/ build
+#   SERVER=/path/to/server bats tests/03-threads.bats
+#   NETLABS_VARIANT=thread bats --filter-tags tsan tests/03-threads.bats
+#                                                    the ThreadSanitizer build
+#
+# Tags: echo (the service), design (this lab's mechanism: a detached thread
+# per client, the fd passed by value, nothing leaked), robust (bad clients),
+# tsan (also run on the ThreadSanitizer build by `make test`).
+
+load lib/netlabs
+
+# ---------- helpers for this lab -----------------------------------------------------
+
+now_ms() { date +%s%3N; }
+
+# poll_until MS CMD...: run CMD every 20 ms until it succeeds; fail (status
+# 1) if MS milliseconds pass first.  A bounded wait for a state a correct
+# server reaches by itself, not a sleep standing in for synchronisation.
+poll_until() {
+    local end=$(($(now_ms) + $1))
+    shift
+    until "$@"; do
+        (($(now_ms) < end)) || return 1
+        sleep 0.02
+    done
+}
+
+# Threads of an idle server: 1, the main thread.  A ThreadSanitizer build
+# also runs the sanitizer's own background thread once any thread exists.
+idle_threads() {
+    if grep -qa __tsan_init "$(server_bin)"; then echo 2; else echo 1; fi
+}
+threads_at_most() { (($(thread_count "$SERVER_PID") <= $1)); }
+fds_back_to() { (($(fd_count "$SERVER_PID") <= $1)); }
+kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
+
+# ---------- echo --------------------------------------------------------------------
+
+# bats test_tags=echo
+@test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
+    start_server
+    run client echo.py --size 262144
+    assert_success
+}
+
+# bats test_tags=echo
+@test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
+    start_server
+    run client burst.py --size 8388608
+    assert_success
+}
+
+# bats test_tags=echo
+@test "echo: after the client half-closes, the server sends everything, then EOF" {
+    start_server
+    run client halfclose.py --size 1048576
+    assert_success
+}
+
+# bats test_tags=echo,tsan
+@test "echo: 30 clients one after another are each served" {
+    start_server
+    run client many.py --count 30
+    assert_success
+}
+
+# ---------- robust ----------------------------------------------------------------
+
+# bats test_tags=robust,tsan
+@test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
+    start_server
+    run client rst.py --size 4194304 --count 3
+    assert_success
+    assert_server_alive
+    run client echo.py --size 4096
+    assert_success
+}
+
+# bats test_tags=robust
+@test "robust: a client that sends one byte at a time is served byte by byte" {
+    start_server
+    run client trickle.py --count 100
+    assert_success
+}
+
+# bats test_tags=robust,tsan
+@test "robust: clients resetting mid-stream do not disturb 5 clients connected meanwhile" {
+    start_server
+    start_held concurrency.py --clients 5 --final
+    run client rst.py --size 1048576 --count 3
+    assert_success
+    release_held || fail "$(printf '%s\n' "the 5 held clients were disturbed by the resets:" "$HELD_OUTPUT")"
+    assert_server_alive
+}
+
+# ---------- design -----------------------------------------------------------------
+
+# bats test_tags=design,tsan
+@test "design: 100 clients at once, each with its own random payload, each gets exactly its own bytes" {
+    start_server
+    # 100 connects in a burst: the accept loop hands out fds faster than
+    # the threads start, which is when an fd passed by address goes wrong.
+    run client concurrency.py --clients 100 --size 8192 --rounds 3
+    assert_success
+}
+
+# bats test_tags=design,tsan
+@test "design: 200 clients from 4 connecting threads, coming and going, are each served" {
+    start_server
+    run client many.py --count 200 --parallel 4
+    assert_success
+}
+
+# bats test_tags=design,tsan
+@test "design: the thread count rises with clients and returns to one when they leave" {
+    start_server
+    local idle held
+    idle=$(idle_threads)
+    start_held concurrency.py --clients 20
+    held=$(thread_count "$SERVER_PID")
+    release_held || fail "the held clients failed: $HELD_OUTPUT"
+    ((held >= 20 + 1)) || fail "$(printf '%s\n' \
+        "expected at least 21 threads (main + one per client) while 20 clients were connected, found $held." \
+        "  pthread_create() a thread per accepted connection; the thread serves it." \
+        "  $(repro "python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; grep Threads /proc/PID/status")")"
+    poll_until 5000 threads_at_most "$idle" || fail "$(printf '%s\n' \
+        "5 s after the 20 clients left the server still has $(thread_count "$SERVER_PID") threads (expected $idle)." \
+        "  A client's thread must close its connection and return when the client leaves." \
+        "  $(repro "python3 tests/clients/concurrency.py --port PORT --clients 20; grep Threads /proc/PID/status")")"
+}
+
+# bats test_tags=design
+@test "design: memory does not grow over 500 sequential connections (threads are detached)" {
+    start_server
+    run client many.py --count 20
+    assert_success
+    poll_until 5000 threads_at_most "$(idle_threads)" || true
+    local size0 rss0 size1 rss1
+    size0=$(kib VmSize) rss0=$(kib VmRSS)
+    run client many.py --count 500
+    assert_success
+    poll_until 5000 threads_at_most "$(idle_threads)" || true
+    size1=$(kib VmSize) rss1=$(kib VmRSS)
+    # A thread nobody joins or detaches keeps its stack (8 MiB of address
+    # space) after it returns: 500 of them are ~4 GiB.  Detached threads'
+    # stacks are freed or reused, so the growth stays small.
+    local dsize=$((size1 - size0)) drss=$((rss1 - rss0))
+    ((dsize < 131072 && drss < 65536)) || fail "$(printf '%s\n' \
+        "after 500 more connections VmSize grew by $((dsize / 1024)) MiB ($size0 -> $size1 KiB), VmRSS by $((drss / 1024)) MiB ($rss0 -> $rss1 KiB);" \
+        "  expected less than 128 MiB and 64 MiB.  A joinable thread that is never joined keeps its stack:" \
+        "  create the threads detached (or pthread_detach them)." \
+        "  $(repro "python3 tests/clients/many.py --port PORT --count 500; grep -E 'VmSize|VmRSS' /proc/PID/status")")"
+}
+
+# bats test_tags=design
+@test "design: the server's fd count is flat after 300 connections" {
+    start_server
+    local before after
+    before=$(fd_count "$SERVER_PID")
+    run client many.py --count 300
+    assert_success
+    poll_until 2000 fds_back_to "$before" || {
+        after=$(fd_count "$SERVER_PID")
+        fail "$(printf '%s\n' \
+            "the server had $before open fds before 300 connections and $after after (expected $before)." \
+            "  The client's thread must close(connfd) when it is done: there is only one copy." \
+            "  $(repro "python3 tests/clients/many.py --port PORT --count 300; ls /proc/PID/fd | wc -l")")"
+    }
+}
