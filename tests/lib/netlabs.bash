@@ -285,3 +285,47 @@ cpu_ticks() {
 repro() {
     echo "reproduce: $(server_bin) -p 0 & then: $*"
 }
+
+# ---------- labs 04-05: which call the server waits in ----------------------------------
+
+# waits_seen SCRIPT ARGS...: attach strace -f to the running server, run one
+# client scenario (client SCRIPT ARGS...; it must pass), detach, and set
+# WAITS_SEEN to the readiness calls the server made meanwhile, as " name "
+# words (select pselect6 poll ppoll epoll_wait epoll_pwait epoll_pwait2),
+# and WAITS_HOW to what saw them.  Where strace cannot attach (no ptrace
+# permission), falls back to the binary's dynamic symbols (nm -D):
+# WAITS_HOW=symbols.
+waits_seen() {
+    assert_server_alive
+    local trace=$BATS_TEST_TMPDIR/waits.$SERVER_PID.out fifo=$BATS_TEST_TMPDIR/waits.$SERVER_PID.err
+    local calls=select,pselect6,poll,ppoll,epoll_wait,epoll_pwait,epoll_pwait2
+    local spid= sfd= msg= st=0 out
+    if command -v strace >/dev/null; then
+        mkfifo "$fifo"
+        # Without -q, strace says "Process N attached" on stderr once it
+        # traces: that line is the synchronisation.  Its own process group,
+        # so teardown kills it with the servers if the test fails.
+        setsid strace -f -e trace="$calls" -o "$trace" -p "$SERVER_PID" 2>"$fifo" 3>&- &
+        spid=$!
+        SERVER_PIDS+=("$spid")
+        echo "$spid" >>"$NETLABS_GROUPS"
+        exec {sfd}<"$fifo"
+        SERVER_FDS+=("$sfd")
+        IFS= read -r -t 5 msg <&"$sfd" || true
+    fi
+    out=$(client "$@" 2>&1) || st=$?
+    if [[ $msg == *attached* ]]; then
+        kill -INT "$spid" 2>/dev/null || true
+        wait "$spid" 2>/dev/null || true
+        WAITS_HOW="strace -f -e trace=$calls -p PID"
+        WAITS_SEEN=" $(grep -oE '(^|[^a-z_0-9])(select|pselect6|poll|ppoll|epoll_wait|epoll_pwait2?)\(' "$trace" |
+            tr -dc 'a-z_0-9\n' | sort -u | tr '\n' ' ')"
+    else
+        [[ -n $spid ]] && { kill -KILL "$spid" 2>/dev/null; wait "$spid" 2>/dev/null; }
+        WAITS_HOW="nm -D $(server_bin) (strace could not attach: ${msg:-strace not installed})"
+        WAITS_SEEN=" $(nm -D --undefined-only "$(server_bin)" 2>/dev/null |
+            awk '{print $NF}' | sed -E 's/@.*//; s/^__(p?poll)_chk$/\1/; s/^pselect$/pselect6/' |
+            grep -xE 'select|pselect6|poll|ppoll|epoll_wait|epoll_pwait2?' | sort -u | tr '\n' ' ')"
+    fi
+    ((st == 0)) || fail "$(printf '%s\n' "the client ($*) failed while the server was traced:" "$out")"
+}
