@@ -98,6 +98,11 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     run client rst.py --size 4194304 --count 3
     assert_success
     assert_server_alive
+    local st busy
+    st=$(stats_when_idle)
+    busy=$(busy_classes "$st")
+    [[ -z $busy && $st == *"stats: connections 0"* ]] || fail "$(printf '%s\n' "after the reset clients left, expected 0 connections and no buffer in use; stats:" "$st" \
+        "  a connection closed on an error must give its buffers back too.")"
 }
 
 # bats test_tags=robust
@@ -187,11 +192,19 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # ---------- design: the loop and shutdown ----------------------------------------------
 
 # bats test_tags=design
-@test "design: SIGUSR1 prints pool stats that add up, and the server keeps serving" {
+@test "design: SIGUSR1 prints pool stats that add up; idle connections hold no buffer" {
     start_server
     run client echo.py --size 1048576
     assert_success
     local st
+    start_held concurrency.py --clients 5 --size 30000 --final
+    st=$(pool_stats)
+    [[ $st == *"stats: connections 5"* ]] || fail "expected 'stats: connections 5' with 5 clients connected; got: $st"
+    local busy
+    busy=$(busy_classes "$st")
+    [[ -z $busy ]] || fail "$(printf '%s\n' "5 idle connections (each echoed 30000 bytes) still hold pool buffers:" "$busy" \
+        "  give a connection's buffers back to the pool as soon as they are empty.")"
+    release_held || fail "after the hold, one more round failed: $HELD_OUTPUT"
     st=$(stats_when_idle)
     local classes
     classes=$(grep -c '^pool: class ' <<<"$st")
