@@ -15,6 +15,7 @@
 # "pool: class SIZE: in_use N free N peak N", then "pool: total: ...".
 
 load lib/netlabs
+load lib/scenarios_nonblocking
 
 HIGH_WATER_KB=4096 # the output high-water mark per connection (labs/08-reactor/README.md)
 
@@ -77,13 +78,6 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 }
 
 # bats test_tags=echo
-@test "echo: after the client half-closes, the server sends everything, then EOF" {
-    start_server
-    run client halfclose.py --size 6291456
-    assert_success
-}
-
-# bats test_tags=echo
 @test "echo: 200 clients at once each get exactly their own bytes back" {
     start_server
     run client concurrency.py --clients 200 --size 5000 --rounds 2
@@ -112,6 +106,49 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     start_server
     run client burst.py --size 16777216 --pause-read 2
     assert_success
+}
+
+# ---------- lab 07's scenarios: the reactor must do all of it too -----------------------
+# (tests/lib/scenarios_nonblocking.bash; the same functions tests/07-epoll-et.bats runs)
+
+# bats test_tags=design
+@test "design: one write of 1 MiB, then the client only reads: it all comes back (read until EAGAIN)" {
+    nb_one_write_burst
+}
+
+# bats test_tags=design
+@test "design: 200 connections queued behind one edge are all accepted and served (accept until EAGAIN)" {
+    nb_connect_burst 200
+}
+
+# bats test_tags=design
+@test "design: 8 MiB then shutdown(SHUT_WR): every byte comes back, then EOF (flush before close)" {
+    nb_halfclose_flush
+}
+
+# bats test_tags=design
+@test "design: EPOLLET and non-blocking sockets (strace and /proc), waiting in epoll_wait" {
+    nb_strace_et_nonblock
+}
+
+# bats test_tags=design
+@test "design: idle with 1,000 connections, the server uses almost no CPU over 2 s" {
+    nb_idle_cpu 1000
+}
+
+# bats test_tags=design
+@test "design: SIGTERM with clients connected and output unsent: exit 0, nothing leaked" {
+    nb_sigterm_clean_exit --pending
+}
+
+# bats test_tags=robust
+@test "robust: a client sends 64 MiB and reads nothing for 3 s: loses nothing, and others keep a low latency" {
+    nb_slow_reader 67108864
+}
+
+# bats test_tags=robust
+@test "robust: out of fds (prlimit --nofile=64): no crash, no spin, new clients served once fds free up" {
+    nb_emfile_no_spin
 }
 
 # ---------- design: memory ------------------------------------------------------------

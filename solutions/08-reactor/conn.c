@@ -230,13 +230,16 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
         if ((errno == EMFILE || errno == ENFILE) && s->spare_fd >= 0) {
             /* Out of fds.  Leaving the client in the queue would make the
              * listening socket ready forever; accept it with the spare fd
-             * and close it at once, so it learns now. */
-            unix_warn("accept", "out of fds, refusing a client");
+             * and close it at once, so it learns now.  accept() says
+             * EMFILE even when the queue is empty (it takes the fd number
+             * first), so an EAGAIN here is the end of the queue. */
             close(s->spare_fd);
-            s->spare_fd = accept(fd, NULL, NULL);
-            if (s->spare_fd >= 0)
-                close(s->spare_fd);
+            int victim = accept(fd, NULL, NULL);
             s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (victim == -1)
+                return;
+            close(victim);
+            unix_warn("accept", "out of fds, refused a client");
             continue;
         }
         unix_warn("accept", "listening socket");
