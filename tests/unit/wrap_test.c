@@ -553,6 +553,78 @@ static void t_writen_eintr(void)
     close_pair(sv);
 }
 
+/* Accept() retries EINTR: a signal without SA_RESTART while it waits is
+ * not a reason to exit.  In a child, since a wrong Accept() exits. */
+struct accept_helper {
+    struct interrupter in;
+    int port;
+    int fd;
+};
+
+static void *accept_helper_main(void *arg)
+{
+    struct accept_helper *h = arg;
+    if (interrupt_main(&h->in) == -1) {
+        h->in.err = ETIMEDOUT;
+        return NULL;
+    }
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((unsigned short)h->port);
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (h->fd == -1 || connect(h->fd, (struct sockaddr *)&sin, sizeof sin) == -1)
+        h->in.err = errno;
+    return NULL;
+}
+
+static int bound_port(int fd);
+
+static void child_accept_eintr(void *arg)
+{
+    (void)arg;
+    if (install_alarm_handler() == -1)
+        exit(10);
+    int lfd = tcp_listen("127.0.0.1", 0);
+    if (lfd == -1)
+        exit(11);
+    struct accept_helper h;
+    memset(&h, 0, sizeof h);
+    h.in.target = pthread_self();
+    h.in.signals = 3;
+    h.port = bound_port(lfd);
+    h.fd = -1;
+    int before = atomic_load(&alarm_hits);
+    pthread_t t;
+    if (pthread_create(&t, NULL, accept_helper_main, &h) != 0)
+        exit(12);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int c = Accept(lfd, (struct sockaddr *)&ss, &sl);
+    pthread_join(t, NULL);
+    printf("accepted=%d signals=%d helper=%d\n", c >= 0, atomic_load(&alarm_hits) - before,
+           h.in.err);
+    exit(0);
+}
+
+static void t_accept_eintr(void)
+{
+    struct child_result r;
+    char st[80];
+    int acc = 0, sigs = 0, herr = 0;
+    if (in_child(child_accept_eintr, NULL, &r) == -1)
+        return;
+    CHECK(exited_with(&r, 0), "the child ended with %s, stderr \"%s\": Accept() must retry "
+                              "EINTR, not report it",
+          describe_status(r.status, st, sizeof st), r.err);
+    if (exited_with(&r, 0)) {
+        CHECK(sscanf(r.out, "accepted=%d signals=%d helper=%d", &acc, &sigs, &herr) == 3 &&
+                  acc == 1 && sigs >= 3 && herr == 0,
+              "expected a connection accepted after 3 signals, got \"%s\"", r.out);
+    }
+}
+
 /* ---------- readline ------------------------------------------------------- */
 
 /* Read every line of fd with readline(out of size maxlen) and append what
@@ -1209,6 +1281,17 @@ static void child_close_bad(void *arg)
     printf("Close returned\n");
 }
 
+static void child_writen_closed(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == -1)
+        exit(10);
+    close(sv[1]);
+    Writen(sv[0], "x", 1);
+    printf("Writen returned\n");
+}
+
 static void child_connect_refused(void *arg)
 {
     char port[16];
@@ -1254,6 +1337,9 @@ static void t_reporters(void)
 
     snprintf(want, sizeof want, "close: %s\n", strerror(EBADF));
     check_report(child_close_bad, NULL, want);
+
+    snprintf(want, sizeof want, "writen: %s\n", strerror(EPIPE));
+    check_report(child_writen_closed, NULL, want);
 
     /* A port nobody listens on: take one from the kernel, then let it go. */
     int tmp = tcp_listen("127.0.0.1", 0);
@@ -1396,6 +1482,7 @@ int main(void)
     run("writen: to a closed peer returns -1 EPIPE, SIGPIPE at default, process survives",
         t_writen_epipe);
     run("writen: works on a pipe too", t_writen_pipe);
+    run("Accept: retries EINTR from signals while it waits", t_accept_eintr);
     run("readline: lines split across writes, empty line, last line without newline",
         t_readline_chunks);
     run("readline: lines longer than the caller's buffer and than LINEBUF_SIZE",
