@@ -23,6 +23,7 @@
 #include "wrap.h"
 
 #define READ_CHUNK ((size_t)65536) /* at most this much per read() */
+#define READ_BUDGET 16               /* reads per event, so one client cannot starve the rest */
 
 struct conn {
     int fd;
@@ -32,6 +33,7 @@ struct conn {
     int paused;           /* not reading: output at the high-water mark */
     int eof;              /* the client half-closed: flush, then close */
     int failed;           /* the pool refused us: close */
+    int yielded;          /* stopped reading with bytes left: re-arm */
     struct conn *prev, *next;
     char name[ADDR_STRLEN];
 };
@@ -136,6 +138,8 @@ static int conn_flush(struct conn *c)
 static int conn_read(struct conn *c)
 {
     /* TODO 6: loop while !c->eof && !c->failed:
+     *   - fairness: after READ_BUDGET reads in this call, set c->yielded
+     *     and stop (break): the event callback re-arms the fd;
      *   - back-pressure: if out_pending(c) >= s->high_water, set
      *     c->paused and stop reading (break);
      *   - want = min(READ_CHUNK, high_water - out_pending(c)) (so the
@@ -167,9 +171,11 @@ static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
      *   - REACTOR_READ and not paused: conn_read (-1: conn_close, return);
      *   - c->eof and nothing pending: conn_close (the half-close is done),
      *     return;
-     *   - otherwise reactor_modify the interest: REACTOR_READ unless
-     *     paused or at EOF, REACTOR_WRITE only while output is pending
-     *     (failure: unix_warn, conn_close).
+     *   - otherwise the interest: REACTOR_READ unless paused or at EOF,
+     *     REACTOR_WRITE only while output is pending.  If it differs from
+     *     reactor_events(r, fd), or c->yielded is set (clear it), call
+     *     reactor_modify (it re-arms: a yielded reader is called again
+     *     next round); failure: unix_warn, conn_close.
      * After conn_close(c), c is freed: do not touch it again. */
     (void)r;
     (void)fd;

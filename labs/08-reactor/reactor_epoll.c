@@ -143,10 +143,9 @@ int reactor_modify(struct reactor *r, int fd, int events)
         errno = ENOENT;
         return -1;
     }
-    if (h->events == events)
-        return 0;
-    /* EPOLL_CTL_MOD re-checks readiness: if the fd is ready for a new
-     * interest now, the next epoll_wait reports it (contract point 1). */
+    /* EPOLL_CTL_MOD re-checks readiness: if the fd is ready for an
+     * interest now, the next epoll_wait reports it (contract point 1),
+     * even when the interest did not change. */
     struct epoll_event ev = {.events = to_epoll(events)};
     ev.data.u64 = pack(fd, h->gen);
     if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &ev) == -1)

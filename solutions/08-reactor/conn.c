@@ -21,6 +21,7 @@
 #include "wrap.h"
 
 #define READ_CHUNK ((size_t)65536) /* at most this much per read() */
+#define READ_BUDGET 16               /* reads per event, so one client cannot starve the rest */
 
 struct conn {
     int fd;
@@ -30,6 +31,7 @@ struct conn {
     int paused;           /* not reading: output at the high-water mark */
     int eof;              /* the client half-closed: flush, then close */
     int failed;           /* the pool refused us: close */
+    int yielded;          /* stopped reading with bytes left: re-arm */
     struct conn *prev, *next;
     char name[ADDR_STRLEN];
 };
@@ -135,7 +137,11 @@ static int conn_flush(struct conn *c)
 static int conn_read(struct conn *c)
 {
     struct conn_server *s = c->srv;
-    while (!c->eof && !c->failed) {
+    for (int reads = 0; !c->eof && !c->failed; reads++) {
+        if (reads == READ_BUDGET) {
+            c->yielded = 1; /* enough for one turn: let the others run */
+            break;
+        }
         size_t pending = out_pending(c);
         if (pending >= s->high_water) {
             c->paused = 1; /* back-pressure: the client must read first */
@@ -201,6 +207,9 @@ static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
         return;
     }
     int want = (c->paused || c->eof ? 0 : REACTOR_READ) | (out_pending(c) ? REACTOR_WRITE : 0);
+    if (want == reactor_events(r, c->fd) && !c->yielded)
+        return; /* nothing changed: no syscall */
+    c->yielded = 0;
     if (reactor_modify(r, c->fd, want) == -1) {
         unix_warn("reactor_modify", c->name);
         conn_close(c);

@@ -12,10 +12,13 @@
  *   1. Edge-triggered delivery.  A callback is called when an fd BECOMES
  *      ready for an event it is interested in.  The callback must work
  *      until EAGAIN, or remove the interest (reactor_modify) if it stops
- *      early on purpose; reactor_modify() that adds an interest while the
- *      fd is already ready delivers the event on the next round, so
- *      pausing and resuming never loses an edge.  (A level-triggered
- *      backend meets this contract too: it only calls back more often.)
+ *      early on purpose; reactor_modify() re-arms: if the fd is ready
+ *      for an interest it names, the event is delivered on the next
+ *      round, even if the interest did not change.  So pausing and
+ *      resuming never loses an edge, and a callback that stops early to
+ *      let others run calls reactor_modify() to be called again.  (A
+ *      level-triggered backend meets this contract too: it only calls
+ *      back more often.)
  *   2. Errors and hang-ups are reported as REACTOR_READ (and REACTOR_WRITE
  *      if asked for), never as a separate flag, so the application learns
  *      what happened the normal way: read() returns 0 or -1 with errno.
@@ -56,8 +59,8 @@ void reactor_destroy(struct reactor *r);
  * EEXIST (already registered), or the backend's error. */
 int reactor_add(struct reactor *r, int fd, int events, reactor_cb cb, void *arg);
 
-/* Change the events fd is watched for.  -1 with errno (ENOENT if not
- * registered). */
+/* Change the events fd is watched for, and re-arm it (contract point
+ * 1).  -1 with errno (ENOENT if not registered). */
 int reactor_modify(struct reactor *r, int fd, int events);
 
 /* Stop watching fd.  Call it before close(fd).  -1 with errno. */
