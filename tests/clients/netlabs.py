@@ -253,7 +253,7 @@ class Reader(threading.Thread):
         return bytes(self.buf)
 
 
-def send_all(sc, sock, data, sizes=None, what="send"):
+def send_all(sc, sock, data, sizes=None, what="send", hint=""):
     """Send data (in chunks of the given sizes), within the deadline.  A
     server that stopped reading shows up here as a timeout."""
     view = memoryview(data)
@@ -273,11 +273,11 @@ def send_all(sc, sock, data, sizes=None, what="send"):
                 "reading (is it blocked writing to a client that does not read?)"
                 % (what, sc.elapsed(), off, len(data)))
     except ConnectionResetError:
-        sc.fail("%s: the server reset the connection after %d of %d bytes were sent"
-                % (what, off, len(data)))
+        sc.fail("%s: the server reset the connection after %d of %d bytes were sent. %s"
+                % (what, off, len(data), hint))
     except BrokenPipeError:
-        sc.fail("%s: the server closed the connection after %d of %d bytes were sent"
-                % (what, off, len(data)))
+        sc.fail("%s: the server closed the connection after %d of %d bytes were sent. %s"
+                % (what, off, len(data), hint))
     return off
 
 
