@@ -30,7 +30,8 @@ def main():
         sock.close()
     data = netlabs.payload(sc.rng, 4096)
     sock = sc.connect("after %d hang-ups: connect" % sc.args.count, gone=GONE)
-    netlabs.exchange(sc, sock, data, what="the client after %d hang-ups" % sc.args.count)
+    netlabs.exchange(sc, sock, data, what="the client after %d hang-ups" % sc.args.count,
+                     hint=GONE)
     sock.close()
     sc.ok("%d clients hung up before their echo; the next client was served" % sc.args.count)
 

@@ -311,13 +311,13 @@ def reader_verdict(sc, reader, want, what="reply", expect_eof=False):
         sc.fail("%s: no EOF after the echo" % what)
 
 
-def exchange(sc, sock, data, sizes=None, shutdown=True, what="echo"):
+def exchange(sc, sock, data, sizes=None, shutdown=True, what="echo", hint=""):
     """Send data while a reader thread collects the reply; check it is
     exactly expected(data), then (with shutdown) a clean EOF."""
     want = expected(data)
     r = Reader(sock, len(want), sc.deadline, until_eof=shutdown)
     r.start()
-    send_all(sc, sock, data, sizes, what)
+    send_all(sc, sock, data, sizes, what, hint)
     if shutdown:
         sock.shutdown(socket.SHUT_WR)
     r.join()

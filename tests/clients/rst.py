@@ -59,7 +59,8 @@ def main():
         total += reset_midstream(sc, i)
     data = netlabs.payload(sc.rng, 4096)
     sock = sc.connect("after %d resets: connect" % sc.args.count, gone=GONE)
-    netlabs.exchange(sc, sock, data, what="the client after %d resets" % sc.args.count)
+    netlabs.exchange(sc, sock, data, what="the client after %d resets" % sc.args.count,
+                     hint=GONE)
     sock.close()
     sc.ok("%d clients reset mid-stream (%d bytes sent); the next client was served"
           % (sc.args.count, total))
