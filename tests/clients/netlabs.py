@@ -281,7 +281,7 @@ def send_all(sc, sock, data, sizes=None, what="send", hint=""):
     return off
 
 
-def reader_verdict(sc, reader, want, what="reply", expect_eof=False):
+def reader_verdict(sc, reader, want, what="reply", expect_eof=False, hint=""):
     """Fail with a precise message unless the reader got exactly want
     (and, with expect_eof, then a clean EOF)."""
     got = reader.data
@@ -298,8 +298,8 @@ def reader_verdict(sc, reader, want, what="reply", expect_eof=False):
         if got == want and expect_eof:
             sc.fail("%s: all %d bytes came back, then the server reset the connection "
                     "instead of closing it cleanly" % (what, len(want)))
-        sc.fail("%s: the server reset the connection after %d of %d bytes came back"
-                % (what, len(got), len(want)))
+        sc.fail("%s: the server reset the connection after %d of %d bytes came back. %s"
+                % (what, len(got), len(want), hint))
     if reader.error:
         sc.fail("%s: recv failed after %d of %d bytes: %s" % (what, len(got), len(want), reader.error))
     if reader.eof and len(got) < len(want):
@@ -321,7 +321,7 @@ def exchange(sc, sock, data, sizes=None, shutdown=True, what="echo", hint=""):
     if shutdown:
         sock.shutdown(socket.SHUT_WR)
     r.join()
-    reader_verdict(sc, r, want, what, expect_eof=shutdown)
+    reader_verdict(sc, r, want, what, expect_eof=shutdown, hint=hint)
 
 
 def recv_exact(sc, sock, n, what="reply", limit=None):
