@@ -22,6 +22,12 @@
  * arguments.  Connections close with SO_LINGER 0 (an RST), so thousands
  * of runs do not fill the port range with TIME_WAIT.
  *
+ * The warm-up (-w) lasts at least WARMUP seconds, and then until every
+ * active connection has had its first reply, at most SETTLE (-W) seconds
+ * more: a server that forks or spawns a thread per connection is measured
+ * serving, not still starting up.  warmup_ms in the output says how long
+ * it took.
+ *
  * -S (sync): print "window start" and "window end" on stderr at the edges
  * of the measured window and wait for a line on stdin after each, so a
  * driver can sample the server's /proc files at exactly those moments
@@ -60,17 +66,17 @@ static struct {
     const char *addr;
     int port;
     int conns, idle, size, threads;
-    double seconds, warmup, connect_timeout;
+    double seconds, warmup, connect_timeout, settle;
     const char *label;
     int csv, header, sync, quiet;
     unsigned seed;
-} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, "server", 0, 0, 0, 0, 1};
+} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, 5.0, "server", 0, 0, 0, 0, 1};
 
 static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen -p PORT [-a ADDR] [-c CONNS] [-i IDLE] [-s SIZE] [-t SECONDS]\n"
-            "               [-w WARMUP] [-j THREADS] [-T CONNECT_TIMEOUT] [-l LABEL]\n"
+            "               [-w WARMUP] [-W SETTLE] [-j THREADS] [-T CONNECT_TIMEOUT] [-l LABEL]\n"
             "               [-r SEED] [-f json|csv] [-H] [-S] [-q]\n");
     exit(2);
 }
@@ -135,6 +141,7 @@ struct conn {
     int sent, recvd; /* bytes of this round */
     int64_t t0;      /* when this round's first byte went out */
     long rounds;     /* round trips inside the measured window */
+    int settled;     /* has had a reply (warm-up included), or died */
     int dead;
 };
 
@@ -152,12 +159,22 @@ struct worker {
 static atomic_int phase;
 static unsigned char *pattern, *expect; /* expect = uppercase of pattern */
 static atomic_int verify_reported;
+static atomic_int settled; /* connections that have had a reply, or died */
+
+static void conn_settle(struct conn *c)
+{
+    if (!c->settled) {
+        c->settled = 1;
+        atomic_fetch_add(&settled, 1);
+    }
+}
 
 static void conn_fail(struct worker *w, struct conn *c, const char *what, int err)
 {
     if (c->dead)
         return;
     c->dead = 1;
+    conn_settle(c);
     if (atomic_load(&phase) < 2) {
         w->errors++;
         if (!opt.quiet)
@@ -214,6 +231,7 @@ static void verify_failed(struct worker *w, struct conn *c, const unsigned char 
         fputc('\n', stderr);
     }
     c->dead = 1; /* the stream is out of step: this connection is done */
+    conn_settle(c);
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 }
 
@@ -246,6 +264,7 @@ static void conn_read(struct worker *w, struct conn *c, unsigned char *buf)
         }
         c->recvd += (int)k;
         if (c->recvd == opt.size) {
+            conn_settle(c);
             if (atomic_load(&phase) == 1) {
                 int64_t d = now_ns() - c->t0;
                 w->hist[bucket_of((uint64_t)d)]++;
@@ -447,7 +466,7 @@ static double cpu_seconds(void)
 int main(int argc, char **argv)
 {
     int c;
-    while ((c = getopt(argc, argv, "a:p:c:i:s:t:w:j:T:l:r:f:HSq")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:c:i:s:t:w:W:j:T:l:r:f:HSq")) != -1) {
         switch (c) {
         case 'a': opt.addr = optarg; break;
         case 'p': opt.port = (int)num(optarg, 1, 65535); break;
@@ -456,6 +475,7 @@ int main(int argc, char **argv)
         case 's': opt.size = (int)num(optarg, 1, 16 << 20); break;
         case 't': opt.seconds = fnum(optarg); break;
         case 'w': opt.warmup = fnum(optarg); break;
+        case 'W': opt.settle = fnum(optarg); break;
         case 'j': opt.threads = (int)num(optarg, 1, MAX_THREADS); break;
         case 'T': opt.connect_timeout = fnum(optarg); break;
         case 'l': opt.label = optarg; break;
@@ -560,7 +580,16 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    long idle_lost = watch_idle(idle_ep, now_ns() + (int64_t)(opt.warmup * 1e9));
+    int64_t t_warm = now_ns();
+    long idle_lost = watch_idle(idle_ep, t_warm + (int64_t)(opt.warmup * 1e9));
+    /* The warm-up also waits, at most SETTLE seconds more, until every
+     * connection has had a reply: a server that forks or spawns per
+     * connection is measured at work, not while still starting up.  One
+     * that never answers some of them (01-blocking) shows them starved. */
+    int64_t settle_end = now_ns() + (int64_t)(opt.settle * 1e9);
+    while (atomic_load(&settled) < nlive && now_ns() < settle_end)
+        idle_lost += watch_idle(idle_ep, now_ns() + 20 * 1000000);
+    double warm_ms = (double)(now_ns() - t_warm) / 1e6;
 
     sync_point("start");
     double cpu0 = cpu_seconds();
@@ -626,24 +655,24 @@ int main(int argc, char **argv)
     if (opt.csv) {
         if (opt.header)
             printf("label,conns,idle,size,threads,seconds,connect_ms,connect_failures,"
-                   "round_trips,rtps,mibps,p50_us,p90_us,p99_us,p999_us,max_us,"
+                   "warmup_ms,round_trips,rtps,mibps,p50_us,p90_us,p99_us,p999_us,max_us,"
                    "conn_rt_min,conn_rt_max,starved,errors,verify_failures,client_cpu_pct,"
                    "client_bound\n");
-        printf("%s,%d,%d,%d,%d,%.3f,%.1f,%d,%ld,%.1f,%.6f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+        printf("%s,%d,%d,%d,%d,%.3f,%.1f,%d,%.1f,%ld,%.1f,%.6f,%.1f,%.1f,%.1f,%.1f,%.1f,"
                "%ld,%ld,%ld,%ld,%ld,%.1f,%d\n",
                opt.label, opt.conns, opt.idle, opt.size, opt.threads, secs, connect_ms,
-               connect_failures, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
+               connect_failures, warm_ms, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
                (double)max_ns / 1000.0, cmin, cmax, starved, errors, vfail, cpu_pct,
                client_bound);
     } else {
         printf("{\"label\":\"%s\",\"conns\":%d,\"idle\":%d,\"size\":%d,\"threads\":%d,"
                "\"seconds\":%.3f,\"connect_ms\":%.1f,\"connect_failures\":%d,"
-               "\"round_trips\":%ld,\"rtps\":%.1f,\"mibps\":%.6f,\"p50_us\":%.1f,"
+               "\"warmup_ms\":%.1f,\"round_trips\":%ld,\"rtps\":%.1f,\"mibps\":%.6f,\"p50_us\":%.1f,"
                "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
                "\"conn_rt_min\":%ld,\"conn_rt_max\":%ld,\"starved\":%ld,\"errors\":%ld,"
                "\"verify_failures\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s}\n",
                opt.label, opt.conns, opt.idle, opt.size, opt.threads, secs, connect_ms,
-               connect_failures, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
+               connect_failures, warm_ms, rounds, rtps, mibps, lat[0], lat[1], lat[2], lat[3],
                (double)max_ns / 1000.0, cmin, cmax, starved, errors, vfail, cpu_pct,
                client_bound ? "true" : "false");
     }
