@@ -85,15 +85,15 @@ test: all
 	@tests/run
 
 grade:
-	@tests/grade $(if $(LAB),--lab $(LAB)) $(if $(DIR),--dir $(DIR))
+	@tests/grade $(if $(LAB),--lab $(LAB)) $(if $(DIR),--dir $(DIR)) $(if $(FORMAT),--format $(FORMAT)) \
+	 $(if $(OUT),--out $(OUT)) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(SERVER),--server $(SERVER))
 
 compare: all
 	@if [ -x tests/bench/compare ]; then tests/bench/compare; \
 	 else echo "make compare: not yet (the comparison has not landed)"; fi
 
 dist:
-	@if [ -x tests/dist ]; then tests/dist; \
-	 else echo "make dist: not yet (the student tarball has not landed)"; fi
+	@tests/dist $(if $(OUT),--out $(OUT))
 
 clean:
 	rm -rf build

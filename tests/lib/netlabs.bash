@@ -329,3 +329,90 @@ waits_seen() {
     fi
     ((st == 0)) || fail "$(printf '%s\n' "the client ($*) failed while the server was traced:" "$out")"
 }
+
+# ---------- grading sandbox hook (tests/grade) ----------------------------------------
+# Inert unless tests/grade runs the suite: it exports NETLABS_SANDBOX_TAG and
+# points SERVER= / CLIENT= at scripts that exec tests/lib/sandbox, which
+# marks every student process with NETLABS_SANDBOXED=<tag> in its environment
+# and, as root, runs it as NETLABS_SANDBOX_UID.  Under tests/grade, SERVER is
+# therefore a script; the real binary is NETLABS_SERVER_REAL (for tests that
+# inspect the file itself).
+#
+# After a test's own teardown has killed its servers' process groups, a
+# student process still alive escaped that group (fork + setsid: a daemon).
+# It is killed here, and the test fails: a server must stop when told.
+
+# The live (non-zombie) student processes of this grading run.
+netlabs_sandbox_pids() {
+    local d pid k v state uid e
+    for d in /proc/[0-9]*; do
+        pid=${d#/proc/}
+        [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+        state= uid=
+        # Bash builtins only: this runs after every test.
+        while read -r k v _; do
+            case $k in
+            State:) state=$v ;;
+            Uid:) uid=$v && break ;;
+            esac
+        done 2>/dev/null <"$d/status" || true
+        [[ -n $state && $state != Z ]] || continue
+        if [[ -n ${NETLABS_SANDBOX_UID:-} && $uid == "$NETLABS_SANDBOX_UID" ]]; then
+            echo "$pid"
+            continue
+        fi
+        while IFS= read -r -d '' e; do
+            if [[ $e == "NETLABS_SANDBOXED=$NETLABS_SANDBOX_TAG" ]]; then
+                echo "$pid"
+                break
+            fi
+        done 2>/dev/null <"$d/environ" || true
+    done
+}
+
+netlabs_sandbox_kill_all() {
+    local i pids
+    for ((i = 0; i < 50; i++)); do
+        pids=$(netlabs_sandbox_pids)
+        [[ -n $pids ]] || return 0
+        if [[ -n ${NETLABS_SANDBOX_UID:-} && $(id -u) == 0 ]]; then
+            # kill(-1) as that uid: every one of its processes at once, so a
+            # fork bomb cannot outrun the sweep.
+            setpriv --reuid="$NETLABS_SANDBOX_UID" --regid="$NETLABS_SANDBOX_UID" \
+                --clear-groups -- /bin/sh -c 'kill -s KILL -- -1' 2>/dev/null || true
+        fi
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        sleep 0.05
+    done
+    return 1
+}
+
+netlabs_sandbox_sweep() {
+    local i pids
+    # A bounded wait for absence: processes of the groups just killed vanish
+    # within milliseconds; only escaped ones are still there after 2 s.
+    for ((i = 0; i < 40; i++)); do
+        pids=$(netlabs_sandbox_pids)
+        [[ -z $pids ]] && return 0
+        sleep 0.05
+    done
+    local list
+    list=$(for p in $pids; do
+        printf '    pid %s: %s\n' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
+    done)
+    netlabs_sandbox_kill_all || true
+    printf '%s\n' "# the server left processes running after it was stopped (a daemon, or a child" \
+        "# that left the server's process group); they were killed:" "$list" >&2
+    return 1
+}
+
+if [[ -n ${NETLABS_SANDBOX_TAG:-} ]]; then
+    eval "netlabs_teardown_unsandboxed() $(declare -f netlabs_teardown | tail -n +2)"
+    netlabs_teardown() {
+        local st=0
+        netlabs_teardown_unsandboxed || st=1
+        netlabs_sandbox_sweep || st=1
+        return "$st"
+    }
+fi

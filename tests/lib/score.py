@@ -1,0 +1,380 @@
+#!/usr/bin/env python3
+"""score.py - turn one grading run into scores and reports (used by tests/grade).
+
+    score.py --work DIR [--format tap|junit|gradescope] [--out FILE]
+             [--summary FILE] [--classroom]
+
+DIR holds one sub-directory per lab (written by tests/grade), each with:
+  meta          key=value lines: lab, build (ok|failed|missing), suite.<kind>
+                (a .bats file; kind is visible or hidden), status.<kind> (the
+                bats exit status, or "timeout")
+  build.log     the compiler's output
+  <kind>.tap    what bats --tap --timing printed for that suite
+
+Weights: tests/weights/NN-name.conf, else tests/weights/default.conf.  Lines:
+  TAG = POINTS                  every test whose first scoring tag is TAG
+  "exact test name" = POINTS    one test (overrides its tag)
+  hint TAG = TEXT               the hint printed when a TAG test fails
+  hint "exact test name" = TEXT
+A test's scoring tag is the first of echo, design, robust, scale it carries.
+
+Python standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TAGS = ["echo", "design", "robust", "scale"]
+DEFAULT_HINTS = {
+    "echo": "the service itself: run the scenario by hand (the reproduce line) and compare "
+            "what comes back with what was sent",
+    "design": "this lab's mechanism: re-read the task list in the lab's README.md",
+    "robust": "a misbehaving client hurt the server: check every read/write/accept return "
+              "value (EPIPE, ECONNRESET, EINTR, EMFILE) and that SIGPIPE is ignored",
+    "scale": "many connections at once: fd limits, closing what you accept, no O(n) work "
+             "per event",
+    "other": "read the failure message above",
+}
+
+
+# ---------- the tests a suite declares --------------------------------------------
+
+TEST_RE = re.compile(r"""^\s*@test\s+(?:"((?:[^"\\]|\\.)*)"|'([^']*)')\s*\{""")
+TAGS_RE = re.compile(r"^\s*#\s*bats\s+test_tags\s*=\s*(.*)$")
+FILE_TAGS_RE = re.compile(r"^\s*#\s*bats\s+file_tags\s*=\s*(.*)$")
+
+
+def declared_tests(path):
+    """[(name, [tags])] in file order, as bats sees them."""
+    tests, pending, file_tags = [], [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = FILE_TAGS_RE.match(line)
+            if m:
+                file_tags = [t.strip() for t in m.group(1).split(",") if t.strip()]
+                continue
+            m = TAGS_RE.match(line)
+            if m:
+                pending += [t.strip() for t in m.group(1).split(",") if t.strip()]
+                continue
+            m = TEST_RE.match(line)
+            if m:
+                name = m.group(1) if m.group(1) is not None else m.group(2)
+                name = re.sub(r"\\(.)", r"\1", name)
+                tests.append((name, file_tags + pending))
+                pending = []
+    return tests
+
+
+def scoring_tag(tags):
+    for t in TAGS:
+        if t in tags:
+            return t
+    return "other"
+
+
+# ---------- weights -----------------------------------------------------------------
+
+WEIGHT_RE = re.compile(r'^(hint\s+)?(?:"([^"]*)"|([A-Za-z_][\w-]*))\s*=\s*(.*)$')
+
+
+def load_weights(lab):
+    path = os.path.join(ROOT, "tests", "weights", lab + ".conf")
+    if not os.path.exists(path):
+        path = os.path.join(ROOT, "tests", "weights", "default.conf")
+    w = {"tag": {t: 1.0 for t in TAGS + ["other"]}, "test": {}, "hint_tag": {}, "hint_test": {},
+         "file": os.path.relpath(path, ROOT)}
+    if not os.path.exists(path):
+        return w
+    with open(path, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            m = WEIGHT_RE.match(line)
+            if not m:
+                sys.exit(f"{path}:{n}: cannot read '{line}'")
+            hint, name, tag, value = m.groups()
+            if hint:
+                (w["hint_test"] if name is not None else w["hint_tag"])[name or tag] = value
+            else:
+                try:
+                    pts = float(value)
+                except ValueError:
+                    sys.exit(f"{path}:{n}: points must be a number, not '{value}'")
+                if name is not None:
+                    w["test"][name] = pts
+                else:
+                    w["tag"][tag] = pts
+    return w
+
+
+# ---------- bats TAP output -----------------------------------------------------------
+
+RESULT_RE = re.compile(r"^(ok|not ok) (\d+) (.*?)(?: in (\d+)ms)?$")
+
+
+def read_tap(path):
+    """{name: (passed, ms, [diagnostic lines])}"""
+    out, cur = {}, None
+    if not os.path.exists(path):
+        return out
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            m = RESULT_RE.match(line)
+            if m:
+                name = m.group(3)
+                skip = re.search(r" # skip\b", name, re.I)
+                if skip:
+                    name = name[:skip.start()]
+                cur = [m.group(1) == "ok", int(m.group(4) or 0), []]
+                out[name] = cur
+            elif cur is not None and line.startswith("#"):
+                cur[2].append(line[2:] if line.startswith("# ") else line[1:])
+            elif cur is not None and line.strip():
+                cur[2].append(line)
+    return out
+
+
+NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed)")
+
+
+def why(diag):
+    for line in diag:
+        if line.strip() and not NOISE.match(line):
+            return line.strip()
+    return ""
+
+
+# ---------- one run -----------------------------------------------------------------------
+
+def read_meta(path):
+    meta = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                meta[k] = v
+    return meta
+
+
+def collect(work):
+    labs = []
+    for d in sorted(os.listdir(os.path.join(work, "labs"))):
+        ldir = os.path.join(work, "labs", d)
+        meta = read_meta(os.path.join(ldir, "meta"))
+        lab = meta["lab"]
+        weights = load_weights(lab)
+        build_log = ""
+        if os.path.exists(os.path.join(ldir, "build.log")):
+            with open(os.path.join(ldir, "build.log"), encoding="utf-8", errors="replace") as f:
+                build_log = f.read()
+        tests = []
+        for kind in ("visible", "hidden"):
+            suite = meta.get("suite." + kind)
+            if not suite:
+                continue
+            results = read_tap(os.path.join(ldir, kind + ".tap"))
+            status = meta.get("status." + kind, "")
+            for name, tags in declared_tests(suite):
+                if meta.get("only") not in (None, name):
+                    continue
+                tag = scoring_tag(tags)
+                pts = weights["test"].get(name, weights["tag"].get(tag, 1.0))
+                hint = weights["hint_test"].get(name) or weights["hint_tag"].get(tag) \
+                    or DEFAULT_HINTS[tag]
+                t = {"lab": lab, "name": name, "tags": tags, "tag": tag, "max": pts,
+                     "hidden": kind == "hidden", "hint": hint, "ms": 0}
+                if meta.get("build") != "ok":
+                    t.update(passed=False, why="the lab did not build",
+                             output="the build failed:\n" + "\n".join(build_log.splitlines()[-30:]))
+                elif name not in results:
+                    reason = ("the lab's time limit ran out before this test ran"
+                              if status == "timeout" else
+                              f"no result (bats exit status {status}); a crash of the test run?")
+                    t.update(passed=False, why=reason, output=reason)
+                else:
+                    ok, ms, diag = results[name]
+                    t.update(passed=ok, ms=ms, why="" if ok else why(diag),
+                             output="\n".join(diag))
+                t["score"] = t["max"] if t["passed"] else 0.0
+                tests.append(t)
+        labs.append({"lab": lab, "build": meta.get("build"), "weights": weights["file"],
+                     "status": {k: meta.get("status." + k) for k in ("visible", "hidden")
+                                if meta.get("suite." + k)},
+                     "build_log": build_log, "tests": tests})
+    return labs
+
+
+def fmt(x):
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def table(labs):
+    lines = [f"{'lab':<16}" + "".join(f"{t:>10}" for t in TAGS) + f"{'total':>12}"]
+    gs = gm = 0.0
+    for lab in labs:
+        row = f"{lab['lab']:<16}"
+        for tag in TAGS:
+            ts = [t for t in lab["tests"] if t["tag"] == tag]
+            row += f"{(fmt(sum(t['score'] for t in ts)) + '/' + fmt(sum(t['max'] for t in ts))) if ts else '-':>10}"
+        s = sum(t["score"] for t in lab["tests"])
+        m = sum(t["max"] for t in lab["tests"])
+        gs, gm = gs + s, gm + m
+        note = "" if lab["build"] == "ok" else "  (build failed)"
+        row += f"{fmt(s) + '/' + fmt(m):>12}{note}"
+        lines.append(row)
+    pct = f"  ({100 * gs / gm:.0f}%)" if gm else ""
+    lines.append(f"{'total':<16}{'':>{10 * len(TAGS)}}{fmt(gs) + '/' + fmt(gm):>12}{pct}")
+    fails = [t for lab in labs for t in lab["tests"] if not t["passed"]]
+    if fails:
+        lines.append("")
+    for t in fails:
+        hidden = " (hidden)" if t["hidden"] else ""
+        lines.append(f"FAIL {t['lab']} [{t['tag']}]{hidden} {t['name']}  (0/{fmt(t['max'])})")
+        if t["why"]:
+            lines.append(f"     why:  {t['why']}")
+        lines.append(f"     hint: {t['hint']}")
+    return lines, gs, gm
+
+
+# ---------- output formats ------------------------------------------------------------------
+
+def out_tap(labs):
+    tests = [t for lab in labs for t in lab["tests"]]
+    lines = [f"1..{len(tests)}"]
+    for i, t in enumerate(tests, 1):
+        hidden = " (hidden)" if t["hidden"] else ""
+        lines.append(f"{'ok' if t['passed'] else 'not ok'} {i} {t['lab']}: {t['name']}{hidden}"
+                     f" [{fmt(t['score'])}/{fmt(t['max'])} points]")
+        if not t["passed"]:
+            for line in t["output"].splitlines()[:40]:
+                lines.append("#   " + line)
+            lines.append("#   hint: " + t["hint"])
+    tl, _, _ = table(labs)
+    lines.append("#")
+    lines += ["# " + line if line else "#" for line in tl]
+    return "\n".join(lines) + "\n"
+
+
+XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def clean(s):
+    return XML_BAD.sub("?", s)
+
+
+def out_junit(labs, elapsed):
+    tests = [t for lab in labs for t in lab["tests"]]
+    root = ET.Element("testsuites", name="netlabs", tests=str(len(tests)),
+                      failures=str(sum(not t["passed"] for t in tests)), time=f"{elapsed:.3f}")
+    for lab in labs:
+        ts = lab["tests"]
+        suite = ET.SubElement(root, "testsuite", name=lab["lab"], tests=str(len(ts)),
+                              failures=str(sum(not t["passed"] for t in ts)), errors="0",
+                              skipped="0", time=f"{sum(t['ms'] for t in ts) / 1000:.3f}")
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="score", value=fmt(sum(t["score"] for t in ts)))
+        ET.SubElement(props, "property", name="max_score", value=fmt(sum(t["max"] for t in ts)))
+        ET.SubElement(props, "property", name="weights", value=lab["weights"])
+        ET.SubElement(props, "property", name="build", value=str(lab["build"]))
+        for t in ts:
+            case = ET.SubElement(suite, "testcase", classname=f"{lab['lab']}.{t['tag']}",
+                                 name=clean(t["name"]), time=f"{t['ms'] / 1000:.3f}")
+            cp = ET.SubElement(case, "properties")
+            ET.SubElement(cp, "property", name="points", value=f"{fmt(t['score'])}/{fmt(t['max'])}")
+            ET.SubElement(cp, "property", name="visibility",
+                          value="after_due_date" if t["hidden"] else "visible")
+            if not t["passed"]:
+                fail = ET.SubElement(case, "failure", message=clean(t["why"] or "failed"),
+                                     type=t["tag"])
+                fail.text = clean(t["output"] + "\nhint: " + t["hint"])
+    ET.indent(root) if hasattr(ET, "indent") else None
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def out_gradescope(labs, elapsed):
+    tests = []
+    n = 0
+    for lab in labs:
+        for t in lab["tests"]:
+            n += 1
+            text = t["output"]
+            if not t["passed"]:
+                text = (f"{t['why']}\n\nhint: {t['hint']}\n\n{text}").strip()
+            tests.append({
+                "name": f"{lab['lab']}: {t['name']}",
+                "number": str(n),
+                "score": t["score"],
+                "max_score": t["max"],
+                "status": "passed" if t["passed"] else "failed",
+                "output": text,
+                "tags": [lab["lab"]] + t["tags"],
+                "visibility": "after_due_date" if t["hidden"] else "visible",
+            })
+    tl, gs, gm = table(labs)
+    return json.dumps({
+        "score": gs,
+        "execution_time": int(round(elapsed)),
+        "output": "\n".join(tl),
+        "stdout_visibility": "hidden",
+        "tests": tests,
+    }, indent=2) + "\n"
+
+
+def summary(labs, elapsed):
+    return {
+        "score": sum(t["score"] for lab in labs for t in lab["tests"]),
+        "max_score": sum(t["max"] for lab in labs for t in lab["tests"]),
+        "seconds": round(elapsed, 1),
+        "labs": {lab["lab"]: {
+            "score": sum(t["score"] for t in lab["tests"]),
+            "max_score": sum(t["max"] for t in lab["tests"]),
+            "build": lab["build"],
+            "status": lab["status"],
+            "failed": [t["name"] for t in lab["tests"] if not t["passed"]],
+        } for lab in labs},
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--format", default="tap", choices=["tap", "junit", "gradescope"])
+    ap.add_argument("--out", help="write the report here (default: stdout)")
+    ap.add_argument("--summary", help="also write a JSON summary here")
+    ap.add_argument("--started", type=float, help="epoch seconds the run started")
+    ap.add_argument("--strict", action="store_true", help="exit 1 unless every test passed")
+    a = ap.parse_args()
+    labs = collect(a.work)
+    elapsed = time.time() - a.started if a.started else 0.0
+    doc = {"tap": lambda: out_tap(labs),
+           "junit": lambda: out_junit(labs, elapsed),
+           "gradescope": lambda: out_gradescope(labs, elapsed)}[a.format]()
+    if a.out:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        with open(a.out, "w", encoding="utf-8") as f:
+            f.write(doc)
+    else:
+        sys.stdout.write(doc)
+    if a.format != "tap" or a.out:
+        # The human table goes with every format.
+        tl, _, _ = table(labs)
+        print("\n".join(tl), file=sys.stderr if not a.out else sys.stdout)
+    if a.summary:
+        with open(a.summary, "w", encoding="utf-8") as f:
+            json.dump(summary(labs, elapsed), f, indent=2)
+    tests = [t for lab in labs for t in lab["tests"]]
+    if a.strict and (not tests or not all(t["passed"] for t in tests)):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
