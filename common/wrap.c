@@ -106,7 +106,7 @@ void posix_error(int code, const char *call, const char *object)
     exit(1);
 }
 
-void gai_error(int code, const char *call, const char *object)
+void eai_error(int code, const char *call, const char *object)
 {
     report(call, object, gai_strerror(code));
     exit(1);
@@ -450,7 +450,7 @@ int Tcp_connect(const char *host, const char *port)
 
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0)
-        gai_error(rc, "getaddrinfo", host);
+        eai_error(rc, "getaddrinfo", host);
 
     int fd = -1, saved = 0;
     for (ai = res; ai; ai = ai->ai_next) {

@@ -16,8 +16,10 @@
  *              right reaction.
  *
  * One reporter per error source: unix_error() for errno, posix_error()
- * for functions that return the error code (pthreads), gai_error() for
- * getaddrinfo().  unix_warn() reports without exiting.
+ * for functions that return the error code (pthreads), eai_error() for
+ * getaddrinfo()'s EAI_* codes (not "gai_error": with _GNU_SOURCE, glibc's
+ * <netdb.h> declares a gai_error() of its own).  unix_warn() reports
+ * without exiting.
  */
 #ifndef NETLABS_WRAP_H
 #define NETLABS_WRAP_H
@@ -53,7 +55,7 @@ void unix_error(const char *call, const char *object) __attribute__((noreturn));
 void posix_error(int code, const char *call, const char *object)
     __attribute__((noreturn));
 /* For getaddrinfo() and getnameinfo() return codes. */
-void gai_error(int code, const char *call, const char *object)
+void eai_error(int code, const char *call, const char *object)
     __attribute__((noreturn));
 
 /* ---------- lowercase layer: return -1, keep errno, never exit ------------ */

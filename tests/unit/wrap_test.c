@@ -1358,7 +1358,7 @@ static void t_reporters(void)
         check_report(child_connect_refused, &closed_port, want);
     }
 
-    /* gai_error: the message is gai_strerror's, whatever the code. */
+    /* eai_error: the message is gai_strerror's, whatever the code. */
     struct child_result r;
     char st[80];
     if (in_child(child_gai_error, NULL, &r) == 0) {
