@@ -2,7 +2,8 @@
 """score.py - turn one grading run into scores and reports (used by tests/grade).
 
     score.py --work DIR [--format tap|junit|gradescope] [--out FILE]
-             [--summary FILE] [--classroom]
+             [--summary FILE] [--strict]
+    score.py --classroom tests/NN-name.bats...   (GitHub Classroom autograding.json)
 
 DIR holds one sub-directory per lab (written by tests/grade), each with:
   meta          key=value lines: lab, build (ok|failed|missing), suite.<kind>
@@ -343,15 +344,47 @@ def summary(labs, elapsed):
     }
 
 
+def classroom(suites):
+    """A GitHub Classroom autograding.json: one entry per test, its weight as points."""
+    entries = []
+    for i, suite in enumerate(suites):
+        lab = os.path.basename(suite)[:-len(".bats")]
+        w = load_weights(lab)
+        for name, tags in declared_tests(suite):
+            tag = scoring_tag(tags)
+            pts = w["test"].get(name, w["tag"].get(tag, 1.0))
+            quoted = "'" + name.replace("'", "'\\''") + "'"
+            entries.append({
+                "name": f"{lab}: {name}",
+                "setup": "sudo apt-get update -qq && sudo apt-get install -y -qq make gcc bats "
+                         "bats-support bats-assert python3 strace iproute2 procps"
+                         if not entries else "",
+                "run": f"tests/grade --lab {lab} --test {quoted} --strict",
+                "input": "",
+                "output": "",
+                "comparison": "included",
+                "timeout": 10,
+                "points": int(pts) if float(pts).is_integer() else pts,
+            })
+    return json.dumps({"tests": entries}, indent=2) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", required=True)
+    ap.add_argument("--classroom", nargs="+", metavar="SUITE",
+                    help="print a GitHub Classroom autograding.json for these .bats files")
+    ap.add_argument("--work")
     ap.add_argument("--format", default="tap", choices=["tap", "junit", "gradescope"])
     ap.add_argument("--out", help="write the report here (default: stdout)")
     ap.add_argument("--summary", help="also write a JSON summary here")
     ap.add_argument("--started", type=float, help="epoch seconds the run started")
     ap.add_argument("--strict", action="store_true", help="exit 1 unless every test passed")
     a = ap.parse_args()
+    if a.classroom:
+        sys.stdout.write(classroom(a.classroom))
+        return 0
+    if not a.work:
+        ap.error("--work is required")
     labs = collect(a.work)
     elapsed = time.time() - a.started if a.started else 0.0
     doc = {"tap": lambda: out_tap(labs),
