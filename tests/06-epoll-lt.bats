@@ -56,7 +56,7 @@ load lib/scenarios_nonblocking
 
 # bats test_tags=design
 @test "design: SIGTERM with 20 clients connected: exit 0, nothing leaked" {
-    nb_sigterm_clean_exit
+    nb_sigterm_clean_exit --valgrind
 }
 
 # bats test_tags=design

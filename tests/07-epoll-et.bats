@@ -49,8 +49,8 @@ load lib/scenarios_nonblocking
 }
 
 # bats test_tags=design
-@test "design: 8 MiB then shutdown(SHUT_WR): every byte comes back, then EOF (flush before close)" {
-    nb_halfclose_flush
+@test "design: 32 MiB then shutdown(SHUT_WR): every byte comes back, then EOF (flush before close)" {
+    nb_halfclose_flush 33554432
 }
 
 # bats test_tags=design
@@ -65,7 +65,7 @@ load lib/scenarios_nonblocking
 
 # bats test_tags=design
 @test "design: SIGTERM with clients connected and output unsent: exit 0, nothing leaked" {
-    nb_sigterm_clean_exit --pending
+    nb_sigterm_clean_exit --pending --valgrind
 }
 
 # ---------- robust ----------------------------------------------------------------
