@@ -114,7 +114,8 @@ netlabs_teardown() {
         kill_group "$pid"
     done
     for fd in "${SERVER_FDS[@]}"; do
-        exec {fd}<&- 2>/dev/null || true
+        # (no 2>/dev/null here: on exec it would silence stderr for good)
+        exec {fd}<&- || true
     done
     SERVER_PIDS=()
     SERVER_FDS=()
