@@ -143,7 +143,7 @@ def read_tap(path):
     return out
 
 
-NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed)")
+NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed( with status \d+)?$)")
 
 
 def why(diag):
@@ -228,20 +228,32 @@ def table(labs):
         s = sum(t["score"] for t in lab["tests"])
         m = sum(t["max"] for t in lab["tests"])
         gs, gm = gs + s, gm + m
-        note = "" if lab["build"] == "ok" else "  (build failed)"
+        note = {"ok": "", "missing": "  (not submitted)"}.get(lab["build"], "  (build failed)")
         row += f"{fmt(s) + '/' + fmt(m):>12}{note}"
         lines.append(row)
     pct = f"  ({100 * gs / gm:.0f}%)" if gm else ""
     lines.append(f"{'total':<16}{'':>{10 * len(TAGS)}}{fmt(gs) + '/' + fmt(gm):>12}{pct}")
-    fails = [t for lab in labs for t in lab["tests"] if not t["passed"]]
-    if fails:
-        lines.append("")
-    for t in fails:
-        hidden = " (hidden)" if t["hidden"] else ""
-        lines.append(f"FAIL {t['lab']} [{t['tag']}]{hidden} {t['name']}  (0/{fmt(t['max'])})")
-        if t["why"]:
-            lines.append(f"     why:  {t['why']}")
-        lines.append(f"     hint: {t['hint']}")
+    first = True
+    for lab in labs:
+        if lab["build"] != "ok" and lab["tests"]:
+            lines += [""] if first else []
+            first = False
+            why = {"missing": f"not submitted (no labs/{lab['lab']})"}.get(lab["build"], "did not build")
+            tail = [l for l in lab["build_log"].splitlines() if l.strip()][-3:]
+            lines.append(f"FAIL {lab['lab']}: {why}: all {len(lab['tests'])} tests score 0 "
+                         f"(0/{fmt(sum(t['max'] for t in lab['tests']))})")
+            lines += [f"     {l}" for l in tail if lab["build"] != "missing"]
+            continue
+        for t in lab["tests"]:
+            if t["passed"]:
+                continue
+            lines += [""] if first else []
+            first = False
+            hidden = " (hidden)" if t["hidden"] else ""
+            lines.append(f"FAIL {t['lab']} [{t['tag']}]{hidden} {t['name']}  (0/{fmt(t['max'])})")
+            if t["why"]:
+                lines.append(f"     why:  {t['why'].lstrip('# ')}")
+            lines.append(f"     hint: {t['hint']}")
     return lines, gs, gm
 
 
