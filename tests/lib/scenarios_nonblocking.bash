@@ -71,7 +71,8 @@ nb_connect_burst() {
     # connect() completes in the kernel (the accept queue) while the
     # server is stopped; "ready" means all COUNT are queued.  (If this
     # fails, teardown kills the stopped server.)
-    start_held hold_idle.py --count "$count" --go
+    # --timeout 15 (after start_held's own): a stalled server fails in 15 s.
+    start_held hold_idle.py --count "$count" --go --timeout 15
     kill -CONT "$SERVER_PID"
     local st=0
     release_held || st=$?
