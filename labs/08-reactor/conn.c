@@ -214,11 +214,12 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
              * first), so an EAGAIN here is the end of the queue. */
             close(s->spare_fd);
             int victim = accept(fd, NULL, NULL);
+            if (victim >= 0)
+                close(victim); /* before reopening: it holds the spare's slot */
             s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
             if (victim == -1)
                 return;
-            close(victim);
-            unix_warn("accept", "out of fds, refused a client");
+            fprintf(stderr, "accept: out of fds, refused a client\n");
             continue;
         }
         unix_warn("accept", "listening socket");
