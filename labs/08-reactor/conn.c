@@ -191,6 +191,7 @@ static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
 static void accept_cb(struct reactor *r, int fd, int events, void *arg)
 {
     struct conn_server *s = arg;
+    int refused = 0;
     (void)r;
     (void)events;
 
@@ -219,7 +220,8 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
             s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
             if (victim == -1)
                 return;
-            fprintf(stderr, "accept: out of fds, refused a client\n");
+            if (!refused++) /* once per event, not once per client */
+                fprintf(stderr, "accept: out of fds, refusing new clients\n");
             continue;
         }
         unix_warn("accept", "listening socket");
