@@ -134,8 +134,10 @@ int main(int argc, char **argv)
     struct event_base *base = event_base_new();
     if (!base)
         unix_error("event_base_new", NULL);
+    /* Backlog 0: the socket is already listening (SOMAXCONN).  -1 would
+     * make libevent call listen(fd, 128) again and shrink the queue. */
     struct evconnlistener *lst = evconnlistener_new(
-        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, listenfd);
+        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listenfd);
     if (!lst)
         unix_error("evconnlistener_new", "listen fd");
     evconnlistener_set_error_cb(lst, accept_error_cb);
