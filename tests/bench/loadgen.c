@@ -681,5 +681,13 @@ int main(int argc, char **argv)
     for (int i = 0; i < total; i++)
         if (fds[i] != -1)
             close_rst(fds[i]);
+    for (int t = 0; t < opt.threads; t++)
+        close(ws[t].epfd);
+    close(idle_ep);
+    free(ws);
+    free(conns);
+    free(fds);
+    free(pattern);
+    free(expect);
     return errors || vfail ? 1 : 0;
 }
