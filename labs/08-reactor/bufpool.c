@@ -4,8 +4,9 @@
  * function below must do exactly what it says there.
  *
  * Test it alone before the server uses it:
- *   make -B build/plain/unit/bufpool_test UNIT_SRCS_bufpool_test=labs/08-reactor/bufpool.c
- *   build/plain/unit/bufpool_test
+ *   cc -std=c11 -Wall -Wextra -g -fsanitize=address,undefined -Icommon \
+ *      -o /tmp/bufpool_test tests/unit/bufpool_test.c labs/08-reactor/bufpool.c
+ *   /tmp/bufpool_test
  *
  * What it leaves out: free lists never shrink on their own (only an
  * allocation at the cap trims other classes), and there is no lock (one
