@@ -403,8 +403,8 @@ netlabs_sandbox_sweep() {
         printf '    pid %s: %s\n' "$p" "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)"
     done)
     netlabs_sandbox_kill_all || true
-    printf '%s\n' "# the server left processes running after it was stopped (a daemon, or a child" \
-        "# that left the server's process group); they were killed:" "$list" >&2
+    printf '%s\n' "# the server left processes running after it was stopped (a daemon: they left the server's process group); killed:" \
+        "$list" >&2
     return 1
 }
 
