@@ -275,6 +275,7 @@ children_of() {
         read -r pid _ state ppid _ <"$stat" 2>/dev/null || continue
         [[ $ppid == "$1" ]] && echo "$pid $state"
     done
+    return 0
 }
 
 # CPU time (user+system) of PID in clock ticks.
