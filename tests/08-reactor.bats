@@ -151,6 +151,24 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     nb_emfile_no_spin
 }
 
+# bats test_tags=robust
+@test "robust: out of fds, each new client is closed at once (spare fd), not left queued" {
+    local PRE=(prlimit --nofile=64 --)
+    start_server
+    PRE=()
+    start_held hold_idle.py --count 100
+    # The table is full: the server must keep refusing, every time.
+    run client refused.py --count 5 --within 5
+    local st=$status out=$output
+    assert_server_alive
+    release_held || true
+    ((st == 0)) || fail "$(printf '%s\n' "with its fds used up by 100 held clients, the server left new clients hanging:" "$out" \
+        "  on EMFILE: close the spare fd, accept and close the client, and reopen the spare AFTER that close" \
+        "  (the client's fd takes the spare's number; reopening first fails and loses the spare for good).")"
+    run client many.py --count 10
+    assert_success
+}
+
 # ---------- design: memory ------------------------------------------------------------
 
 # bats test_tags=design,robust
