@@ -86,7 +86,7 @@ test: all
 
 grade:
 	@tests/grade $(if $(LAB),--lab $(LAB)) $(if $(DIR),--dir $(DIR)) $(if $(FORMAT),--format $(FORMAT)) \
-	 $(if $(OUT),--out $(OUT)) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(SERVER),--server $(SERVER))
+	 $(if $(OUT),--out $(OUT)) $(if $(HIDDEN),--hidden $(HIDDEN)) $(if $(SERVER),--server $(SERVER)) $(if $(CLIENT),--client $(CLIENT))
 
 compare: all
 	@if [ -x tests/bench/compare ]; then tests/bench/compare; \
