@@ -146,11 +146,18 @@ def read_tap(path):
 NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed( with status \d+)?$)")
 
 
+ASSERT_NOISE = re.compile(r"^\s*(-- .* --|--|status\s*:.*|output.*:|stderr.*:)\s*$")
+
+
 def why(diag):
     for line in diag:
-        if line.strip() and not NOISE.match(line):
-            return line.strip()
-    return ""
+        if line.strip() and not NOISE.match(line) and not ASSERT_NOISE.match(line):
+            return re.sub(r"^\s*(output|stderr)\s*:\s*", "", line).strip()
+    # Nothing but bats' own trace: say which step failed, and where.
+    step = next((l.strip() for l in diag if re.match(r"^\s*`.*' failed", l)), "")
+    where = next((m.group(1) for l in diag
+                  for m in [re.search(r"in test file (\S+, line \d+)", l)] if m), "")
+    return f"{step} ({where})" if step and where else step
 
 
 # ---------- one run -----------------------------------------------------------------------
