@@ -51,6 +51,7 @@ server_cmd() {
 
 SERVER_PIDS=()
 SERVER_FDS=()
+HELD_FDS=()
 
 netlabs_setup() {
     SERVER_PIDS=()
@@ -146,7 +147,8 @@ teardown_file() { netlabs_teardown_file; }
 # SERVER_ERR (its stderr file) and SERVER_SIGIGN (the SigIgn mask of
 # /proc/PID/status: what the server itself chose to ignore, since it
 # starts with every signal at its default action).
-# Use PRE=(prlimit --nofile=64 --) to wrap the command.
+# To wrap the command, set an array first: `local PRE=(prlimit --nofile=64 --)`
+# (an array cannot prefix a function call the way VAR=x can).
 start_server() {
     start_server_args -p 0 "$@"
 }
@@ -164,7 +166,13 @@ start_server_args() {
     # cannot do that itself: a shell started with SIGPIPE ignored cannot
     # un-ignore it, and `&` ignores SIGINT and SIGQUIT in the job.
     # setsid: the server gets its own process group and session.
-    "${PRE[@]}" env --default-signal setsid "$bin" "$@" >"$fifo" 2>"$err" 3>&- 4>&- &
+    # The subshell first closes the harness's own fds (other servers' and
+    # held clients' pipes): an inherited pipe end keeps a pipe from ever
+    # reaching EOF.
+    (
+        close_harness_fds
+        exec "${PRE[@]}" env --default-signal setsid "$bin" "$@"
+    ) >"$fifo" 2>"$err" 3>&- 4>&- &
     pid=$!
     SERVER_PIDS+=("$pid")
     echo "$pid" >>"$NETLABS_GROUPS"
@@ -230,12 +238,15 @@ start_held() {
     local dir=$BATS_TEST_TMPDIR n=${HELD_N:-0}
     HELD_N=$((n + 1))
     mkfifo "$dir/held$n.in" "$dir/held$n.out"
-    timeout -k 2 "$((CLIENT_TIMEOUT + 30))" python3 "$CLIENTS/$script" \
-        --port "$SERVER_PORT" --timeout "$((CLIENT_TIMEOUT + 25))" --hold "$@" \
-        <"$dir/held$n.in" >"$dir/held$n.out" 2>"$dir/held$n.err" 3>&- &
+    (
+        close_harness_fds # an earlier held client's stdin must not stay open here
+        exec timeout -k 2 "$((CLIENT_TIMEOUT + 30))" python3 "$CLIENTS/$script" \
+            --port "$SERVER_PORT" --timeout "$((CLIENT_TIMEOUT + 25))" --hold "$@"
+    ) <"$dir/held$n.in" >"$dir/held$n.out" 2>"$dir/held$n.err" 3>&- &
     HELD_PID=$!
     exec {HELD_IN}>"$dir/held$n.in"
     exec {HELD_OUT}<"$dir/held$n.out"
+    HELD_FDS+=("$HELD_IN" "$HELD_OUT")
     HELD_ERR=$dir/held$n.err
     local line
     if ! IFS= read -r -t "$CLIENT_TIMEOUT" line <&"$HELD_OUT" || [[ $line != ready* ]]; then
@@ -243,6 +254,14 @@ start_held() {
         fail "$(printf '%s\n' "the client $script $* did not get ready: ${line:-no output}" "$(cat "$dir/held$n.err")")"
     fi
     HELD_READY=$line
+}
+
+# Close, in a child about to exec, every fd the harness holds open.
+close_harness_fds() {
+    local f
+    for f in "${SERVER_FDS[@]}" "${HELD_FDS[@]}"; do
+        exec {f}>&- || true
+    done
 }
 
 release_held() {
