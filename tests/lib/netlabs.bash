@@ -428,7 +428,28 @@ netlabs_sandbox_sweep() {
     return 1
 }
 
+# Tools a test wraps around the server (PRE=(valgrind --log-file=...)) run
+# as the sandbox uid too: let that uid reach the test's directory and write
+# the files named in NETLABS_SANDBOX_WRITABLE (and nothing else there).
+netlabs_sandbox_setup() {
+    [[ -n ${NETLABS_SANDBOX_UID:-} && $(id -u) == 0 ]] || return 0
+    local d=$BATS_TEST_TMPDIR f
+    while [[ $d == "$BATS_RUN_TMPDIR"* && $d != / ]]; do
+        chmod o+x "$d" 2>/dev/null || true
+        d=$(dirname "$d")
+    done
+    for f in ${NETLABS_SANDBOX_WRITABLE:-valgrind.log}; do
+        : >"$BATS_TEST_TMPDIR/$f"
+        chown "$NETLABS_SANDBOX_UID:$NETLABS_SANDBOX_UID" "$BATS_TEST_TMPDIR/$f"
+    done
+}
+
 if [[ -n ${NETLABS_SANDBOX_TAG:-} ]]; then
+    eval "netlabs_setup_unsandboxed() $(declare -f netlabs_setup | tail -n +2)"
+    netlabs_setup() {
+        netlabs_setup_unsandboxed
+        netlabs_sandbox_setup
+    }
     eval "netlabs_teardown_unsandboxed() $(declare -f netlabs_teardown | tail -n +2)"
     netlabs_teardown() {
         local st=0
