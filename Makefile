@@ -47,6 +47,7 @@ objs        = $(patsubst %.c,$(B)/%.o,$(1))
 
 PROGS :=
 define lab_rules
+ifneq ($(wildcard $(1)/$(2)),)
 ifneq ($(call server_srcs,$(1),$(2)),)
 PROGS += $(B)/$(1)/$(2)/server
 $(B)/$(1)/$(2)/server: $(call objs,$(call server_srcs,$(1),$(2))) $(B)/common/wrap.o
@@ -56,6 +57,7 @@ ifneq ($(call client_srcs,$(1),$(2)),)
 PROGS += $(B)/$(1)/$(2)/client
 $(B)/$(1)/$(2)/client: $(call objs,$(call client_srcs,$(1),$(2))) $(B)/common/wrap.o
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endif
 endif
 endef
 $(foreach t,$(TREES),$(foreach l,$(LABS),$(eval $(call lab_rules,$(t),$(l)))))

@@ -200,7 +200,9 @@ start_server_args() {
     SERVER_ADDR=${BASH_REMATCH[1]}
     SERVER_PORT=${BASH_REMATCH[2]}
     SERVER_ERR=$err
-    SERVER_SIGIGN=$(awk '/^SigIgn:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+    # (|| true: a server that exits right after its line has no status file;
+    # the next client then reports it gone, with its stderr.)
+    SERVER_SIGIGN=$(awk '/^SigIgn:/ {print $2}' "/proc/$pid/status" 2>/dev/null) || true
 }
 
 # stop_server: SIGTERM the current server and wait (at most 2 s) for its
@@ -223,10 +225,15 @@ assert_server_alive() {
 # client SCRIPT ARGS...: run tests/clients/SCRIPT against the current server
 # under `run`-friendly, bounded conditions.
 client() {
-    local script=$1
+    local script=$1 st=0
     shift
     timeout -k 2 "$((CLIENT_TIMEOUT + 5))" python3 "$CLIENTS/$script" \
-        --port "$SERVER_PORT" --timeout "$CLIENT_TIMEOUT" "$@"
+        --port "$SERVER_PORT" --timeout "$CLIENT_TIMEOUT" "$@" || st=$?
+    if ((st != 0)) && [[ -n $SERVER_PID ]] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "the server (pid $SERVER_PID) is no longer running. The end of its stderr:"
+        tail -5 "$SERVER_ERR" 2>/dev/null | sed 's/^/    /'
+    fi
+    return "$st"
 }
 
 # start_held SCRIPT ARGS...: start a client with --hold in the background,
