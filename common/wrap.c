@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ================= the command line ===================================== */
@@ -361,6 +362,7 @@ void Listen(int fd, int backlog)
 int Accept(int fd, struct sockaddr *sa, socklen_t *len)
 {
     socklen_t want = len ? *len : 0;
+    long pause_ms = 0; /* > 0 while out of fds */
     for (;;) {
         if (len)
             *len = want;
@@ -372,6 +374,17 @@ int Accept(int fd, struct sockaddr *sa, socklen_t *len)
          * problem, so try again. */
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
             continue;
+        /* Out of fds: the connection stays in the queue, so retrying at
+         * once would spin.  Back off until clients leave and free fds. */
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            if (pause_ms == 0)
+                unix_warn("accept", "listening socket (retrying until fds free up)");
+            pause_ms = pause_ms ? (pause_ms * 2 > 1000 ? 1000 : pause_ms * 2) : 5;
+            struct timespec ts = {pause_ms / 1000, (pause_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+                ;
+            continue;
+        }
         unix_error("accept", "listening socket");
     }
 }

@@ -126,7 +126,10 @@ void Setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 void Bind(int fd, const struct sockaddr *sa, socklen_t len);
 void Listen(int fd, int backlog);
 /* Retries EINTR, ECONNABORTED and EPROTO (a client that gave up before we
- * accepted it is not our error); exits on anything else. */
+ * accepted it is not our error).  Out of fds or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM) it warns once and retries with a growing pause (5 ms up
+ * to 1 s): other clients leaving will free fds, and a blocking server has
+ * nothing better to do.  Exits on anything else. */
 int Accept(int fd, struct sockaddr *sa, socklen_t *len);
 void Connect(int fd, const struct sockaddr *sa, socklen_t len);
 void Close(int fd);

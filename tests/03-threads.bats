@@ -80,6 +80,35 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
     assert_success
 }
 
+# bats test_tags=robust,tsan
+@test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
+    start_server
+    run client hangup.py --count 10
+    assert_success
+    assert_server_alive
+}
+
+# bats test_tags=robust
+@test "robust: out of fds (EMFILE), the server survives without spinning and serves again once fds free up" {
+    local PRE=(prlimit --nofile=64 --)
+    start_server
+    # 100 connections, more than 64 fds allow: accept() fails with EMFILE
+    # while the rest wait in the queue.
+    start_held hold_idle.py --count 100
+    assert_server_alive
+    local t0 t1
+    t0=$(cpu_ticks "$SERVER_PID")
+    sleep 2 # a measurement window, not a synchronisation
+    t1=$(cpu_ticks "$SERVER_PID")
+    assert_server_alive
+    release_held || true
+    ((t1 - t0 <= 20)) || fail "expected the server, out of fds, to wait quietly: it used $((t1 - t0)) ticks (1/100 s) of CPU in 2 s. accept() fails with EMFILE at once while the connection stays queued: pause before retrying (Accept() in common/ does). (reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold)"
+    # The held connections are gone: their threads end and free fds.
+    run client many.py --count 20 --parallel 4
+    assert_success
+    assert_server_alive
+}
+
 # bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server

@@ -60,6 +60,14 @@ load lib/netlabs
 }
 
 # bats test_tags=robust
+@test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
+    start_server
+    run client hangup.py --count 10
+    assert_success
+    assert_server_alive
+}
+
+# bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server
     run client trickle.py --count 100

@@ -100,6 +100,14 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 }
 
 # bats test_tags=robust
+@test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
+    start_server
+    run client hangup.py --count 10
+    assert_success
+    assert_server_alive
+}
+
+# bats test_tags=robust
 @test "robust: a client that stops reading for 2 s while sending 16 MiB then gets it all back" {
     # Back-pressure pauses reading this client; it must resume once the
     # client reads again (below the low-water mark), losing nothing.

@@ -305,8 +305,9 @@ children_of() {
 }
 
 # CPU time (user+system) of PID in clock ticks.
+# A process that is gone reads as 0 (check it is alive separately).
 cpu_ticks() {
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
 # The reproduce line failure messages end with.
