@@ -185,8 +185,10 @@ start_server_args() {
     IFS= read -r -t "$START_TIMEOUT" line <&"$fd" || rc=$?
     if ((rc != 0)); then
         # read's status is above 128 on timeout; otherwise stdout closed.
-        local why="closed its stdout or exited"
+        local why="closed its stdout or exited" said
         ((rc > 128)) && why="was still running, silent"
+        said=$(grep -v '^[[:space:]]*$' "$err" 2>/dev/null | tail -1 | cut -c1-200) || true
+        [[ -n $said ]] && why+="; its last words: '$said'"
         fail "$(printf '%s\n' \
             "the server did not print 'listening on ADDR:PORT' within ${START_TIMEOUT}s (it $why)." \
             "  command: $bin $*" \
