@@ -50,17 +50,14 @@ def main():
     p.add_argument("--go", action="store_true",
                    help="after the release, echo on every connection and check it")
     sc = netlabs.Scenario(p.parse_args())
-    socks = []
-    for i in range(sc.args.count):
-        socks.append(sc.connect("connection %d of %d" % (i, sc.args.count)))
+    conns = netlabs.connect_many(sc, sc.args.count, "connection")
     if sc.args.send:
         data = netlabs.payload(sc.rng, sc.args.send, all_values=False)
-        for s in socks:
-            send_some(sc, s, data)
+        for c in conns:
+            send_some(sc, c.sock, data)
     if sc.args.hold:
-        sc.hold("ready %d" % len(socks))
+        sc.hold("ready %d" % len(conns))
     if sc.args.go:
-        conns = [netlabs.Conn(s, "connection %d" % i) for i, s in enumerate(socks)]
         for i, c in enumerate(conns):
             head = b"connection %06d:" % i
             c.load(head + sc.rng.randbytes(64))
@@ -70,9 +67,9 @@ def main():
             sc.fail("%d of %d connections queued at once were not served (was every pending "
                     "connection accepted? with EPOLLET, accept until EAGAIN):\n  %s%s"
                     % (len(bad), len(conns), "\n  ".join(bad[:5]), "\n  ..." if len(bad) > 5 else ""))
-    for s in socks:
-        s.close()
-    sc.ok("%d connections held%s" % (len(socks), " and then served" if sc.args.go else ""))
+    for c in conns:
+        c.sock.close()
+    sc.ok("%d connections held%s" % (len(conns), " and then served" if sc.args.go else ""))
 
 
 if __name__ == "__main__":
