@@ -6,7 +6,15 @@
 #   build/thread/solutions/03-threads/server   (make SAN=thread: TSan)
 # A lab is any directory solutions/NN-name or labs/NN-name.  Its server is
 # built from every .c file in it except client.c and *_test.c, unless the
-# lab's lab.mk sets SERVER_SRCS_<lab> (file names, as in 08-reactor).
+# lab's own lab.mk says otherwise (each tree's lab.mk is read for that tree
+# only, so an edit to labs/08-reactor/lab.mk changes the labs/ build):
+#   SERVER_SRCS := server.c conn.c ...   the lab's files, in its directory
+#   BUILDS_ON   := 08-reactor            an earlier lab this one links ...
+#   BASE_SRCS   := conn.c bufpool.c ...  ... these files of, from the SAME
+#                                        tree: solutions/09 links
+#                                        solutions/08's, labs/09 the
+#                                        student's own labs/08 (its headers
+#                                        are on the include path too).
 
 CC      ?= cc
 SAN     ?=
@@ -38,20 +46,36 @@ WERROR_tests     := -Werror
 LABS  := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-* labs/[0-9][0-9]-*)))
 TREES := solutions labs
 .DEFAULT_GOAL := all
--include $(wildcard labs/*/lab.mk solutions/*/lab.mk tests/*/*.mk)
+-include $(wildcard tests/*/*.mk)
+
+# read_labmk(tree,lab): the lab.mk of one tree's lab, into variables of
+# their own (SERVER_SRCS.labs.08-reactor ...).
+define read_labmk
+SERVER_SRCS :=
+BUILDS_ON :=
+BASE_SRCS :=
+include $(1)/$(2)/lab.mk
+SERVER_SRCS.$(1).$(2) := $$(SERVER_SRCS)
+BUILDS_ON.$(1).$(2) := $$(BUILDS_ON)
+BASE_SRCS.$(1).$(2) := $$(addprefix $(1)/$$(BUILDS_ON)/,$$(BASE_SRCS))
+endef
+$(foreach t,$(TREES),$(foreach l,$(LABS),$(if $(wildcard $(t)/$(l)/lab.mk),$(eval $(call read_labmk,$(t),$(l))))))
 
 # server_srcs(tree,lab) and client_srcs(tree,lab)
-server_srcs = $(if $(SERVER_SRCS_$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS_$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c)))
+server_srcs = $(if $(SERVER_SRCS.$(1).$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS.$(1).$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c))) $(BASE_SRCS.$(1).$(2))
 client_srcs = $(wildcard $(1)/$(2)/client.c)
 objs        = $(patsubst %.c,$(B)/%.o,$(1))
 
 PROGS :=
 define lab_rules
 ifneq ($(wildcard $(1)/$(2)),)
-ifneq ($(call server_srcs,$(1),$(2)),)
+ifneq ($(strip $(call server_srcs,$(1),$(2))),)
 PROGS += $(B)/$(1)/$(2)/server
 $(B)/$(1)/$(2)/server: $(call objs,$(call server_srcs,$(1),$(2))) $(B)/common/wrap.o
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endif
+ifneq ($(BUILDS_ON.$(1).$(2)),)
+$(B)/$(1)/$(2)/%.o: CPPFLAGS += -I$(1)/$(BUILDS_ON.$(1).$(2))
 endif
 ifneq ($(call client_srcs,$(1),$(2)),)
 PROGS += $(B)/$(1)/$(2)/client

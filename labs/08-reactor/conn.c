@@ -1,12 +1,17 @@
 /*
  * conn.c - buffered connections: accept, read into pooled buffers, write
- * from them, back-pressure, half-close.  conn.h says what and why.
- * YOUR TASK: TODOs 5-8 (after bufpool.c's 1-4).  Accepting, opening and
- * conn_send() are written for you.
+ * from them, back-pressure, half-close, and the application's own ends of
+ * a connection (close now, or shut down politely).  conn.h says what and
+ * why.
  *
- * What it leaves out: no timeouts (an idle client may stay forever, which
- * costs it no buffer here), no write-side limit other than back-pressure
- * on reading, one thread.
+ * YOUR TASK: TODOs 5-8 (after bufpool.c's 1-4); read
+ * labs/08-reactor/README.md first.  Everything else here is given: opening,
+ * conn_send(), the application's close and shutdown, the linger timer,
+ * conn_settle() (what happens after an event) and accepting.
+ *
+ * What it leaves out: no idle timeouts (an idle client may stay forever,
+ * which costs it no buffer here), no write-side limit other than
+ * back-pressure on reading, one thread.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -14,10 +19,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wrap.h"
@@ -28,21 +36,26 @@
 struct conn {
     int fd;
     struct conn_server *srv;
+    void *ctx;            /* the application's, see conn_set_ctx() */
     struct pool_buf *in;  /* bytes read, not yet used by on_data; NULL when none */
     struct pool_buf *out; /* bytes waiting to be sent; NULL when none */
     int paused;           /* not reading: output at the high-water mark */
     int eof;              /* the client half-closed: flush, then close */
-    int failed;           /* the pool refused us: close */
+    int failed;           /* the pool refused us, or conn_close(): close */
     int yielded;          /* stopped reading with bytes left: re-arm */
+    int busy;             /* inside this connection's event callback */
+    int draining;         /* conn_shutdown(): input is discarded from now on */
+    int wr_shut;          /* ... and our sending side is shut: lingering */
+    long long linger_end; /* monotonic ms: close then, EOF or not */
     struct conn *prev, *next;
+    struct conn *lprev, *lnext; /* the lingering list, oldest first */
     char name[ADDR_STRLEN];
 };
 
 /* The starter's way of saying "not written yet". */
-static void todo(const char *what)
+_Noreturn static void todo(const char *what)
 {
-    fprintf(stderr, "%s is not written yet\n", what);
-    exit(1);
+    app_error("%s is not written yet", what);
 }
 
 static size_t out_pending(const struct conn *c)
@@ -50,20 +63,90 @@ static size_t out_pending(const struct conn *c)
     return c->out ? c->out->len : 0;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- the application's view ----------------------------------------------- */
+
+void conn_set_ctx(struct conn *c, void *ctx) { c->ctx = ctx; }
+void *conn_ctx(const struct conn *c) { return c->ctx; }
+struct conn_server *conn_srv(const struct conn *c) { return c->srv; }
+const char *conn_name(const struct conn *c) { return c->name; }
+size_t conn_pending(const struct conn *c) { return out_pending(c); }
+
+/* ---------- lingering closes: one timerfd for all of them ---------------------------- */
+
+/* Every lingering connection waits the same CONN_LINGER_MS, so the list in
+ * the order they started is also the order they end: the timer only ever
+ * needs the first one. */
+static void linger_arm(struct conn_server *s)
+{
+    struct itimerspec it = {0};
+    if (s->linger_head) {
+        long long at = s->linger_head->linger_end;
+        it.it_value.tv_sec = at / 1000;
+        it.it_value.tv_nsec = (at % 1000) * 1000000;
+        if (!it.it_value.tv_sec && !it.it_value.tv_nsec)
+            it.it_value.tv_nsec = 1; /* all zero would disarm it */
+    }
+    if (timerfd_settime(s->linger_fd, TFD_TIMER_ABSTIME, &it, NULL) == -1)
+        unix_warn("timerfd_settime", "linger timer");
+}
+
+static void linger_add(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    c->linger_end = now_ms() + CONN_LINGER_MS;
+    c->lprev = s->linger_tail;
+    c->lnext = NULL;
+    if (s->linger_tail)
+        s->linger_tail->lnext = c;
+    else
+        s->linger_head = c;
+    s->linger_tail = c;
+    if (s->linger_head == c)
+        linger_arm(s);
+}
+
+static void linger_unlink(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        s->linger_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        s->linger_tail = c->lprev;
+    c->lprev = c->lnext = NULL;
+    /* The timer may now fire for nothing; linger_cb copes. */
+}
+
 /* ---------- opening and closing ------------------------------------------------- */
 
 static void conn_event_cb(struct reactor *r, int fd, int events, void *arg);
 
-static void conn_close(struct conn *c)
+/* Free c now: it leaves the reactor, its fd is closed, its buffers go back
+ * to the pool, the application is told.  c is gone afterwards. */
+static void conn_free(struct conn *c)
 {
     struct conn_server *s = c->srv;
+    if (s->on_close)
+        s->on_close(c, c->ctx);
     if (reactor_remove(s->r, c->fd) == -1)
         unix_warn("reactor_remove", c->name);
     close(c->fd);
     /* TODO 8: give c's input and output buffers back to the pool (either
-     * may be NULL), or every closed connection leaks them.  Then delete
-     * the todo() call below. */
-    todo("TODO 8: conn_close() in conn.c does not free the buffers yet");
+     * may be NULL): every connection that closes must return what it
+     * holds, or the pool's in_use never comes back to 0. */
+    todo("TODO 8: conn_free() in conn.c does not free the buffers yet");
+    if (c->wr_shut)
+        linger_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -72,7 +155,7 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     s->nconns--;
     if (s->verbose)
-        fprintf(stderr, "close %s\n", c->name);
+        err_msg("close %s", c->name);
     free(c);
 }
 
@@ -87,8 +170,15 @@ static void conn_open(struct conn_server *s, int fd, const struct sockaddr *peer
     c->fd = fd;
     c->srv = s;
     sockaddr_str(peer, c->name, sizeof c->name);
+    if (s->on_open && s->on_open(c) == -1) {
+        close(fd);
+        free(c);
+        return;
+    }
     if (reactor_add(s->r, fd, REACTOR_READ, conn_event_cb, c) == -1) {
         unix_warn("reactor_add", c->name); /* ERANGE: fd beyond the table */
+        if (s->on_close)
+            s->on_close(c, c->ctx);
         close(fd);
         free(c);
         return;
@@ -99,91 +189,193 @@ static void conn_open(struct conn_server *s, int fd, const struct sockaddr *peer
     s->conns = c;
     s->nconns++;
     if (s->verbose)
-        fprintf(stderr, "connect %s\n", c->name);
+        err_msg("connect %s", c->name);
 }
 
 /* ---------- output --------------------------------------------------------------- */
 
+static void conn_settle(struct conn *c);
+
 int conn_send(struct conn *c, const void *data, size_t n)
 {
+    if (c->failed || c->wr_shut)
+        return -1;
     if (n == 0)
         return 0;
     if (pool_reserve(c->srv->pool, &c->out, n) == -1) {
         unix_warn("pool_reserve", c->name);
         c->failed = 1;
+        if (!c->busy)
+            conn_free(c); /* outside its callback: nobody else will */
         return -1;
     }
     memcpy(buf_tail(c->out), data, n);
     buf_commit(c->out, n);
+    if (!c->busy)
+        conn_settle(c); /* sent from elsewhere (a timer, a worker's result): arm WRITE */
     return 0;
 }
 
 /* Write what the socket takes.  0, or -1 if the connection is dead. */
 static int conn_flush(struct conn *c)
 {
-    /* TODO 5: while c->out holds bytes, send() them (MSG_NOSIGNAL, retry
-     * EINTR) and buf_consume() what was sent.  EAGAIN: return 0, the rest
-     * waits for REACTOR_WRITE.  EPIPE/ECONNRESET: return -1 quietly; any
-     * other error: unix_warn, return -1.  Once c->out is empty, pool_free
-     * it and set c->out = NULL: an idle connection holds no buffer. */
+    /* TODO 5: send what c->out holds until it is empty or the socket is
+     * full.  Contract:
+     *   - returns 0 while the connection is fine (everything sent, or the
+     *     rest waits for REACTOR_WRITE), -1 when it is dead (the peer
+     *     reset or hung up: not worth a log line; anything else: warn);
+     *   - never raises SIGPIPE, survives EINTR, never blocks;
+     *   - an emptied output buffer goes back to the pool and c->out
+     *     becomes NULL: an idle connection holds no buffer. */
     (void)c;
     todo("TODO 5: conn_flush() in conn.c");
-    return -1;
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->busy)
+        c->failed = 1; /* the event callback closes it on its way out */
+    else
+        conn_free(c);
+}
+
+void conn_shutdown(struct conn *c)
+{
+    c->draining = 1;
+    if (!c->busy)
+        conn_settle(c);
 }
 
 /* ---------- input ---------------------------------------------------------------- */
+
+/* Hand the input to the application, and drop what it used.  After
+ * conn_shutdown() or conn_close() the application hears nothing more: the
+ * input is discarded. */
+static void conn_deliver(struct conn *c)
+{
+    if (!c->draining && !c->failed) {
+        size_t used = c->srv->on_data(c, c->ctx, buf_data(c->in), c->in->len);
+        buf_consume(c->in, used);
+    }
+    if (c->draining || c->failed)
+        buf_consume(c->in, c->in->len);
+}
 
 /* Read until EAGAIN, EOF, or the output reaches the high-water mark.
  * 0, or -1 if the connection must close. */
 static int conn_read(struct conn *c)
 {
-    /* TODO 6: loop while !c->eof && !c->failed:
-     *   - fairness: after READ_BUDGET reads in this call, set c->yielded
-     *     and stop (break): the event callback re-arms the fd;
-     *   - back-pressure: if out_pending(c) >= s->high_water, set
-     *     c->paused and stop reading (break);
-     *   - want = min(READ_CHUNK, high_water - out_pending(c)) (so the
-     *     echo never pushes the output past high_water);
-     *   - pool_reserve(pool, &c->in, want) (-1: unix_warn, return -1:
-     *     this connection closes, the server goes on);
-     *   - read() into buf_tail(c->in) (retry EINTR).  EAGAIN: break.
-     *     0: c->eof = 1, break.  ECONNRESET: return -1 quietly; other
-     *     errors: unix_warn, return -1;
-     *   - buf_commit, hand buf_data/len to s->on_data, buf_consume what it
-     *     used, conn_flush (-1: return -1).
-     * After the loop, pool_free an empty c->in and set it to NULL.
-     * Return c->failed ? -1 : 0. */
+    /* TODO 6: read what the client sent and hand it to the application
+     * with conn_deliver(c) (it calls on_data and drops what was used).
+     * Contract:
+     *   - the bytes go straight into c->in, a pool buffer grown with
+     *     pool_reserve() (a refusal closes this connection only);
+     *   - edge-triggered: read until EAGAIN, unless one of these stops
+     *     you first: EOF (set c->eof), c->failed (the application or the
+     *     pool ended the connection), READ_BUDGET reads (set c->yielded:
+     *     the others get their turn, and conn_settle() re-arms you), or
+     *     back-pressure (output pending >= high_water: set c->paused);
+     *   - never read more in one go than the output may still grow
+     *     (high_water - pending, at most READ_CHUNK), and flush after each
+     *     delivery, so the output stays near high_water;
+     *   - an emptied input buffer goes back to the pool (c->in = NULL);
+     *   - returns -1 when the connection must close (an error, a reset:
+     *     quietly; c->failed), else 0. */
     (void)c;
-    (void)out_pending;
+    (void)conn_deliver;
     todo("TODO 6: conn_read() in conn.c");
-    return -1;
 }
 
 /* ---------- the event callback ------------------------------------------------------ */
 
-static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
+/* The events the connection needs now: READ unless paused by back-pressure
+ * or at EOF, WRITE only while output is pending (asking for WRITE with
+ * nothing to write would wake the loop for nothing, over and over). */
+static int conn_interest(const struct conn *c)
 {
-    /* TODO 7: one event for connection c = arg:
-     *   - REACTOR_WRITE: conn_flush (-1: conn_close, return);
-     *   - if c->paused and out_pending(c) < s->low_water: c->paused = 0
-     *     (reading resumes: the reactor re-arms REACTOR_READ, see
-     *     reactor.h point 1);
-     *   - REACTOR_READ and not paused: conn_read (-1: conn_close, return);
-     *   - c->eof and nothing pending: conn_close (the half-close is done),
-     *     return;
-     *   - otherwise the interest: REACTOR_READ unless paused or at EOF,
-     *     REACTOR_WRITE only while output is pending.  If it differs from
-     *     reactor_events(r, fd), or c->yielded is set (clear it), call
-     *     reactor_modify (it re-arms: a yielded reader is called again
-     *     next round); failure: unix_warn, conn_close.
-     * After conn_close(c), c is freed: do not touch it again. */
-    (void)r;
-    (void)fd;
+    /* TODO 7a: which events c needs now, as REACTOR_* bits: READ unless
+     * it is paused by back-pressure or at EOF; WRITE only while output is
+     * pending (asking for WRITE with nothing to send wakes the loop for
+     * nothing). */
+    (void)c;
+    todo("TODO 7: conn_interest() in conn.c");
+}
+
+/* After anything happened to c: close it, shut it down, or watch for what
+ * it needs next.  c may be gone afterwards. */
+static void conn_settle(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    if (c->failed) {
+        conn_free(c);
+        return;
+    }
+    if (c->draining && !c->wr_shut && !c->eof && out_pending(c) == 0) {
+        /* Everything owed is in the kernel: the client reads it, then EOF. */
+        if (shutdown(c->fd, SHUT_WR) == -1) {
+            conn_free(c); /* ENOTCONN: the client is gone already */
+            return;
+        }
+        c->wr_shut = 1;
+        linger_add(c);
+    }
+    if (c->eof && out_pending(c) == 0) {
+        conn_free(c); /* half-close: everything owed has been sent */
+        return;
+    }
+    int want = conn_interest(c);
+    if (want == reactor_events(s->r, c->fd) && !c->yielded)
+        return; /* nothing changed: no syscall */
+    c->yielded = 0;
+    if (reactor_modify(s->r, c->fd, want) == -1) {
+        unix_warn("reactor_modify", c->name);
+        conn_free(c);
+    }
+}
+
+/* One event: flush, resume below the low-water mark, read.  0, or -1 if
+ * the connection must close. */
+static int conn_handle(struct conn *c, int events)
+{
+    /* TODO 7b: handle one event (REACTOR_READ and/or REACTOR_WRITE) for
+     * c: send pending output when writable, resume reading once the
+     * output has drained below low_water (clear c->paused), read when
+     * readable and not paused.  Return -1 if the connection must close,
+     * else 0; conn_settle() does the rest (closing at EOF, the interest). */
+    (void)c;
     (void)events;
-    (void)arg;
     (void)conn_flush;
     (void)conn_read;
-    todo("TODO 7: conn_event_cb() in conn.c");
+    todo("TODO 7: conn_handle() in conn.c");
+}
+
+static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct conn *c = arg;
+    (void)r;
+    (void)fd;
+    c->busy = 1;
+    int st = conn_handle(c, events);
+    c->busy = 0;
+    if (st == -1)
+        conn_free(c);
+    else
+        conn_settle(c);
+}
+
+/* The linger timer: close every lingering connection whose time is up. */
+static void linger_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct conn_server *s = arg;
+    uint64_t expirations;
+    (void)r;
+    (void)events;
+    while (read(fd, &expirations, sizeof expirations) > 0)
+        ;
+    long long now = now_ms();
+    while (s->linger_head && s->linger_head->linger_end <= now)
+        conn_free(s->linger_head);
+    linger_arm(s);
 }
 
 /* ---------- accepting --------------------------------------------------------------- */
@@ -221,7 +413,7 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
             if (victim == -1)
                 return;
             if (!refused++) /* once per event, not once per client */
-                fprintf(stderr, "accept: out of fds, refusing new clients\n");
+                err_msg("accept: out of fds, refusing new clients");
             continue;
         }
         unix_warn("accept", "listening socket");
@@ -234,8 +426,11 @@ int conn_server_start(struct conn_server *s, int listenfd)
     s->listenfd = listenfd;
     s->nconns = 0;
     s->conns = NULL;
+    s->linger_head = s->linger_tail = NULL;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (s->spare_fd == -1 || set_nonblocking(listenfd) == -1 ||
+    s->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->spare_fd == -1 || s->linger_fd == -1 || set_nonblocking(listenfd) == -1 ||
+        reactor_add(s->r, s->linger_fd, REACTOR_READ, linger_cb, s) == -1 ||
         reactor_add(s->r, listenfd, REACTOR_READ, accept_cb, s) == -1)
         return -1;
     return 0;
@@ -244,8 +439,13 @@ int conn_server_start(struct conn_server *s, int listenfd)
 void conn_server_stop(struct conn_server *s)
 {
     while (s->conns)
-        conn_close(s->conns);
+        conn_free(s->conns);
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     s->spare_fd = -1;
+    if (s->linger_fd >= 0) {
+        reactor_remove(s->r, s->linger_fd);
+        close(s->linger_fd);
+    }
+    s->linger_fd = -1;
 }

@@ -43,8 +43,9 @@ static struct conn_server srv;
 
 /* ---------- the service -------------------------------------------------------- */
 
-static size_t on_data(struct conn *c, char *data, size_t n)
+static size_t on_data(struct conn *c, void *ctx, char *data, size_t n)
 {
+    (void)ctx; /* the echo keeps no state per connection */
     upcase(data, n);
     conn_send(c, data, n); /* on failure the connection is closed for us */
     return n;
@@ -128,7 +129,7 @@ int main(int argc, char **argv)
     close(sigfd);
     size_t leaked = pool_destroy(srv.pool);
     if (leaked) {
-        fprintf(stderr, "pool: %zu buffers still in use at exit\n", leaked);
+        err_msg("pool: %zu buffers still in use at exit", leaked);
         return 1;
     }
     return 0;

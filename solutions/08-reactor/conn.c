@@ -1,10 +1,12 @@
 /*
  * conn.c - buffered connections: accept, read into pooled buffers, write
- * from them, back-pressure, half-close.  conn.h says what and why.
+ * from them, back-pressure, half-close, and the application's own ends of
+ * a connection (close now, or shut down politely).  conn.h says what and
+ * why.
  *
- * What it leaves out: no timeouts (an idle client may stay forever, which
- * costs it no buffer here), no write-side limit other than back-pressure
- * on reading, one thread.
+ * What it leaves out: no idle timeouts (an idle client may stay forever,
+ * which costs it no buffer here), no write-side limit other than
+ * back-pressure on reading, one thread.
  */
 #define _GNU_SOURCE /* accept4 */
 
@@ -12,10 +14,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "wrap.h"
@@ -26,13 +31,19 @@
 struct conn {
     int fd;
     struct conn_server *srv;
+    void *ctx;            /* the application's, see conn_set_ctx() */
     struct pool_buf *in;  /* bytes read, not yet used by on_data; NULL when none */
     struct pool_buf *out; /* bytes waiting to be sent; NULL when none */
     int paused;           /* not reading: output at the high-water mark */
     int eof;              /* the client half-closed: flush, then close */
-    int failed;           /* the pool refused us: close */
+    int failed;           /* the pool refused us, or conn_close(): close */
     int yielded;          /* stopped reading with bytes left: re-arm */
+    int busy;             /* inside this connection's event callback */
+    int draining;         /* conn_shutdown(): input is discarded from now on */
+    int wr_shut;          /* ... and our sending side is shut: lingering */
+    long long linger_end; /* monotonic ms: close then, EOF or not */
     struct conn *prev, *next;
+    struct conn *lprev, *lnext; /* the lingering list, oldest first */
     char name[ADDR_STRLEN];
 };
 
@@ -41,18 +52,88 @@ static size_t out_pending(const struct conn *c)
     return c->out ? c->out->len : 0;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------- the application's view ----------------------------------------------- */
+
+void conn_set_ctx(struct conn *c, void *ctx) { c->ctx = ctx; }
+void *conn_ctx(const struct conn *c) { return c->ctx; }
+struct conn_server *conn_srv(const struct conn *c) { return c->srv; }
+const char *conn_name(const struct conn *c) { return c->name; }
+size_t conn_pending(const struct conn *c) { return out_pending(c); }
+
+/* ---------- lingering closes: one timerfd for all of them ---------------------------- */
+
+/* Every lingering connection waits the same CONN_LINGER_MS, so the list in
+ * the order they started is also the order they end: the timer only ever
+ * needs the first one. */
+static void linger_arm(struct conn_server *s)
+{
+    struct itimerspec it = {0};
+    if (s->linger_head) {
+        long long at = s->linger_head->linger_end;
+        it.it_value.tv_sec = at / 1000;
+        it.it_value.tv_nsec = (at % 1000) * 1000000;
+        if (!it.it_value.tv_sec && !it.it_value.tv_nsec)
+            it.it_value.tv_nsec = 1; /* all zero would disarm it */
+    }
+    if (timerfd_settime(s->linger_fd, TFD_TIMER_ABSTIME, &it, NULL) == -1)
+        unix_warn("timerfd_settime", "linger timer");
+}
+
+static void linger_add(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    c->linger_end = now_ms() + CONN_LINGER_MS;
+    c->lprev = s->linger_tail;
+    c->lnext = NULL;
+    if (s->linger_tail)
+        s->linger_tail->lnext = c;
+    else
+        s->linger_head = c;
+    s->linger_tail = c;
+    if (s->linger_head == c)
+        linger_arm(s);
+}
+
+static void linger_unlink(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        s->linger_head = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    else
+        s->linger_tail = c->lprev;
+    c->lprev = c->lnext = NULL;
+    /* The timer may now fire for nothing; linger_cb copes. */
+}
+
 /* ---------- opening and closing ------------------------------------------------- */
 
 static void conn_event_cb(struct reactor *r, int fd, int events, void *arg);
 
-static void conn_close(struct conn *c)
+/* Free c now: it leaves the reactor, its fd is closed, its buffers go back
+ * to the pool, the application is told.  c is gone afterwards. */
+static void conn_free(struct conn *c)
 {
     struct conn_server *s = c->srv;
+    if (s->on_close)
+        s->on_close(c, c->ctx);
     if (reactor_remove(s->r, c->fd) == -1)
         unix_warn("reactor_remove", c->name);
     close(c->fd);
     pool_free(s->pool, c->in);
     pool_free(s->pool, c->out);
+    if (c->wr_shut)
+        linger_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -61,7 +142,7 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     s->nconns--;
     if (s->verbose)
-        fprintf(stderr, "close %s\n", c->name);
+        err_msg("close %s", c->name);
     free(c);
 }
 
@@ -76,8 +157,15 @@ static void conn_open(struct conn_server *s, int fd, const struct sockaddr *peer
     c->fd = fd;
     c->srv = s;
     sockaddr_str(peer, c->name, sizeof c->name);
+    if (s->on_open && s->on_open(c) == -1) {
+        close(fd);
+        free(c);
+        return;
+    }
     if (reactor_add(s->r, fd, REACTOR_READ, conn_event_cb, c) == -1) {
         unix_warn("reactor_add", c->name); /* ERANGE: fd beyond the table */
+        if (s->on_close)
+            s->on_close(c, c->ctx);
         close(fd);
         free(c);
         return;
@@ -88,22 +176,30 @@ static void conn_open(struct conn_server *s, int fd, const struct sockaddr *peer
     s->conns = c;
     s->nconns++;
     if (s->verbose)
-        fprintf(stderr, "connect %s\n", c->name);
+        err_msg("connect %s", c->name);
 }
 
 /* ---------- output --------------------------------------------------------------- */
 
+static void conn_settle(struct conn *c);
+
 int conn_send(struct conn *c, const void *data, size_t n)
 {
+    if (c->failed || c->wr_shut)
+        return -1;
     if (n == 0)
         return 0;
     if (pool_reserve(c->srv->pool, &c->out, n) == -1) {
         unix_warn("pool_reserve", c->name);
         c->failed = 1;
+        if (!c->busy)
+            conn_free(c); /* outside its callback: nobody else will */
         return -1;
     }
     memcpy(buf_tail(c->out), data, n);
     buf_commit(c->out, n);
+    if (!c->busy)
+        conn_settle(c); /* sent from elsewhere (a timer, a worker's result): arm WRITE */
     return 0;
 }
 
@@ -130,7 +226,35 @@ static int conn_flush(struct conn *c)
     return 0;
 }
 
+void conn_close(struct conn *c)
+{
+    if (c->busy)
+        c->failed = 1; /* the event callback closes it on its way out */
+    else
+        conn_free(c);
+}
+
+void conn_shutdown(struct conn *c)
+{
+    c->draining = 1;
+    if (!c->busy)
+        conn_settle(c);
+}
+
 /* ---------- input ---------------------------------------------------------------- */
+
+/* Hand the input to the application, and drop what it used.  After
+ * conn_shutdown() or conn_close() the application hears nothing more: the
+ * input is discarded. */
+static void conn_deliver(struct conn *c)
+{
+    if (!c->draining && !c->failed) {
+        size_t used = c->srv->on_data(c, c->ctx, buf_data(c->in), c->in->len);
+        buf_consume(c->in, used);
+    }
+    if (c->draining || c->failed)
+        buf_consume(c->in, c->in->len);
+}
 
 /* Read until EAGAIN, EOF, or the output reaches the high-water mark.
  * 0, or -1 if the connection must close. */
@@ -148,7 +272,7 @@ static int conn_read(struct conn *c)
             break;
         }
         /* Read no more than the output may still grow (the echo writes
-         * back what it reads), so the output never passes high_water. */
+         * back what it reads), so the output stays near high_water. */
         size_t want = s->high_water - pending;
         if (want > READ_CHUNK)
             want = READ_CHUNK;
@@ -172,8 +296,7 @@ static int conn_read(struct conn *c)
             break;
         }
         buf_commit(c->in, (size_t)n);
-        size_t used = s->on_data(c, buf_data(c->in), c->in->len);
-        buf_consume(c->in, used);
+        conn_deliver(c);
         if (conn_flush(c) == -1)
             return -1;
     }
@@ -186,34 +309,87 @@ static int conn_read(struct conn *c)
 
 /* ---------- the event callback ------------------------------------------------------ */
 
+/* The events the connection needs now: READ unless paused by back-pressure
+ * or at EOF, WRITE only while output is pending (asking for WRITE with
+ * nothing to write would wake the loop for nothing, over and over). */
+static int conn_interest(const struct conn *c)
+{
+    return (c->paused || c->eof ? 0 : REACTOR_READ) | (out_pending(c) ? REACTOR_WRITE : 0);
+}
+
+/* After anything happened to c: close it, shut it down, or watch for what
+ * it needs next.  c may be gone afterwards. */
+static void conn_settle(struct conn *c)
+{
+    struct conn_server *s = c->srv;
+    if (c->failed) {
+        conn_free(c);
+        return;
+    }
+    if (c->draining && !c->wr_shut && !c->eof && out_pending(c) == 0) {
+        /* Everything owed is in the kernel: the client reads it, then EOF. */
+        if (shutdown(c->fd, SHUT_WR) == -1) {
+            conn_free(c); /* ENOTCONN: the client is gone already */
+            return;
+        }
+        c->wr_shut = 1;
+        linger_add(c);
+    }
+    if (c->eof && out_pending(c) == 0) {
+        conn_free(c); /* half-close: everything owed has been sent */
+        return;
+    }
+    int want = conn_interest(c);
+    if (want == reactor_events(s->r, c->fd) && !c->yielded)
+        return; /* nothing changed: no syscall */
+    c->yielded = 0;
+    if (reactor_modify(s->r, c->fd, want) == -1) {
+        unix_warn("reactor_modify", c->name);
+        conn_free(c);
+    }
+}
+
+/* One event: flush, resume below the low-water mark, read.  0, or -1 if
+ * the connection must close. */
+static int conn_handle(struct conn *c, int events)
+{
+    struct conn_server *s = c->srv;
+    if ((events & REACTOR_WRITE) && conn_flush(c) == -1)
+        return -1;
+    if (c->paused && out_pending(c) < s->low_water)
+        c->paused = 0; /* drained: read again (conn_settle re-arms READ) */
+    if ((events & REACTOR_READ) && !c->paused && conn_read(c) == -1)
+        return -1;
+    return 0;
+}
+
 static void conn_event_cb(struct reactor *r, int fd, int events, void *arg)
 {
     struct conn *c = arg;
-    struct conn_server *s = c->srv;
+    (void)r;
     (void)fd;
+    c->busy = 1;
+    int st = conn_handle(c, events);
+    c->busy = 0;
+    if (st == -1)
+        conn_free(c);
+    else
+        conn_settle(c);
+}
 
-    if ((events & REACTOR_WRITE) && conn_flush(c) == -1) {
-        conn_close(c);
-        return;
-    }
-    if (c->paused && out_pending(c) < s->low_water)
-        c->paused = 0; /* drained: read again (the reactor re-arms READ) */
-    if ((events & REACTOR_READ) && !c->paused && conn_read(c) == -1) {
-        conn_close(c);
-        return;
-    }
-    if (c->eof && out_pending(c) == 0) {
-        conn_close(c); /* half-close: everything owed has been sent */
-        return;
-    }
-    int want = (c->paused || c->eof ? 0 : REACTOR_READ) | (out_pending(c) ? REACTOR_WRITE : 0);
-    if (want == reactor_events(r, c->fd) && !c->yielded)
-        return; /* nothing changed: no syscall */
-    c->yielded = 0;
-    if (reactor_modify(r, c->fd, want) == -1) {
-        unix_warn("reactor_modify", c->name);
-        conn_close(c);
-    }
+/* The linger timer: close every lingering connection whose time is up. */
+static void linger_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct conn_server *s = arg;
+    uint64_t expirations;
+    (void)r;
+    (void)events;
+    while (read(fd, &expirations, sizeof expirations) > 0)
+        ;
+    long long now = now_ms();
+    while (s->linger_head && s->linger_head->linger_end <= now)
+        conn_free(s->linger_head);
+    linger_arm(s);
 }
 
 /* ---------- accepting --------------------------------------------------------------- */
@@ -251,7 +427,7 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
             if (victim == -1)
                 return;
             if (!refused++) /* once per event, not once per client */
-                fprintf(stderr, "accept: out of fds, refusing new clients\n");
+                err_msg("accept: out of fds, refusing new clients");
             continue;
         }
         unix_warn("accept", "listening socket");
@@ -264,8 +440,11 @@ int conn_server_start(struct conn_server *s, int listenfd)
     s->listenfd = listenfd;
     s->nconns = 0;
     s->conns = NULL;
+    s->linger_head = s->linger_tail = NULL;
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (s->spare_fd == -1 || set_nonblocking(listenfd) == -1 ||
+    s->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (s->spare_fd == -1 || s->linger_fd == -1 || set_nonblocking(listenfd) == -1 ||
+        reactor_add(s->r, s->linger_fd, REACTOR_READ, linger_cb, s) == -1 ||
         reactor_add(s->r, listenfd, REACTOR_READ, accept_cb, s) == -1)
         return -1;
     return 0;
@@ -274,8 +453,13 @@ int conn_server_start(struct conn_server *s, int listenfd)
 void conn_server_stop(struct conn_server *s)
 {
     while (s->conns)
-        conn_close(s->conns);
+        conn_free(s->conns);
     if (s->spare_fd >= 0)
         close(s->spare_fd);
     s->spare_fd = -1;
+    if (s->linger_fd >= 0) {
+        reactor_remove(s->r, s->linger_fd);
+        close(s->linger_fd);
+    }
+    s->linger_fd = -1;
 }

@@ -3,11 +3,13 @@
  *
  * The application registers fds with the events it wants (REACTOR_READ,
  * REACTOR_WRITE) and a callback; reactor_run() waits and calls back.  All
- * the waiting code lives behind this header, so the same application runs
- * on any backend: reactor_epoll.c today, a reactor_poll.c could sit beside
- * it with the same function names, and lab.mk picks which file is linked.
+ * the waiting code lives behind this header, in two parts: reactor.c, the
+ * core (the per-fd table, the callbacks, dispatch), and a backend that only
+ * asks the kernel (reactor_backend.h says what a backend must do;
+ * reactor_epoll.c is the one linked today, and lab.mk picks it).  The same
+ * application runs on any backend.
  *
- * The contract every backend meets:
+ * The contract the reactor keeps, whatever the backend:
  *
  *   1. Edge-triggered delivery.  A callback is called when an fd BECOMES
  *      ready for an event it is interested in.  The callback must work
