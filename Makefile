@@ -8,13 +8,13 @@
 # built from every .c file in it except client.c and *_test.c, unless the
 # lab's own lab.mk says otherwise (each tree's lab.mk is read for that tree
 # only, so an edit to labs/08-reactor/lab.mk changes the labs/ build):
-#   SERVER_SRCS := server.c conn.c ...   the lab's files, in its directory
-#   BUILDS_ON   := 08-reactor            an earlier lab this one links ...
-#   BASE_SRCS   := conn.c bufpool.c ...  ... these files of, from the SAME
-#                                        tree: solutions/09 links
-#                                        solutions/08's, labs/09 the
-#                                        student's own labs/08 (its headers
-#                                        are on the include path too).
+#   SERVER_SRCS := server.c conn.c ...   the server's files, in the lab's directory
+#   CLIENT_SRCS := client.c calc.c       the client's (default: client.c if present)
+#   BUILDS_ON   := 08-reactor            earlier labs whose headers it includes,
+#   BASE_SRCS   := 08-reactor/conn.c ... and whose files it links, always from
+#                                        the SAME tree: solutions/09 links
+#                                        solutions/08's files, labs/09 the
+#                                        student's own labs/08.
 
 CC      ?= cc
 SAN     ?=
@@ -52,18 +52,20 @@ TREES := solutions labs
 # their own (SERVER_SRCS.labs.08-reactor ...).
 define read_labmk
 SERVER_SRCS :=
+CLIENT_SRCS :=
 BUILDS_ON :=
 BASE_SRCS :=
 include $(1)/$(2)/lab.mk
 SERVER_SRCS.$(1).$(2) := $$(SERVER_SRCS)
+CLIENT_SRCS.$(1).$(2) := $$(CLIENT_SRCS)
 BUILDS_ON.$(1).$(2) := $$(BUILDS_ON)
-BASE_SRCS.$(1).$(2) := $$(addprefix $(1)/$$(BUILDS_ON)/,$$(BASE_SRCS))
+BASE_SRCS.$(1).$(2) := $$(addprefix $(1)/,$$(BASE_SRCS))
 endef
 $(foreach t,$(TREES),$(foreach l,$(LABS),$(if $(wildcard $(t)/$(l)/lab.mk),$(eval $(call read_labmk,$(t),$(l))))))
 
 # server_srcs(tree,lab) and client_srcs(tree,lab)
 server_srcs = $(if $(SERVER_SRCS.$(1).$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS.$(1).$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c))) $(BASE_SRCS.$(1).$(2))
-client_srcs = $(wildcard $(1)/$(2)/client.c)
+client_srcs = $(if $(CLIENT_SRCS.$(1).$(2)),$(addprefix $(1)/$(2)/,$(CLIENT_SRCS.$(1).$(2))),$(wildcard $(1)/$(2)/client.c))
 objs        = $(patsubst %.c,$(B)/%.o,$(1))
 
 PROGS :=
@@ -75,7 +77,7 @@ $(B)/$(1)/$(2)/server: $(call objs,$(call server_srcs,$(1),$(2))) $(B)/common/wr
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endif
 ifneq ($(BUILDS_ON.$(1).$(2)),)
-$(B)/$(1)/$(2)/%.o: CPPFLAGS += -I$(1)/$(BUILDS_ON.$(1).$(2))
+$(B)/$(1)/$(2)/%.o: CPPFLAGS += $(addprefix -I$(1)/,$(BUILDS_ON.$(1).$(2)))
 endif
 ifneq ($(call client_srcs,$(1),$(2)),)
 PROGS += $(B)/$(1)/$(2)/client

@@ -1,0 +1,152 @@
+/*
+ * 09-framing: the network calculator, an application on lab 08's reactor.
+ *
+ * TCP delivers a byte stream, not messages: one read may hold half a
+ * request, or ten and a half.  The protocol marks where each request ends
+ * (LEN@PAYLOAD@, calc.h), and on_data() below does what every framed
+ * protocol needs: take every complete frame in the input, answer each in
+ * order, and leave the incomplete rest where it is (it returns how many
+ * bytes it used; the connection layer keeps the rest and hands it back
+ * with the next bytes).  A bad frame gets status 9, then the connection
+ * is shut down politely (conn_shutdown), so the replies owed still arrive.
+ *
+ * Everything else is lab 08's, linked from lab 08's directory: the
+ * reactor, the pool, connections with back-pressure, signals as events
+ * (SIGUSR1 prints stats; SIGTERM frees everything and exits 0).
+ *
+ * YOUR TASK: TODO 4, on_data() (after calc.c's TODOs 1-3).  This file
+ * builds on YOUR lab 08: labs/09-framing is linked with
+ * labs/08-reactor's reactor, pool and connections, so lab 08 must work
+ * first.
+ *
+ * Left out: one thread, so a slow request would stall everyone (lab 10
+ * moves slow work to a thread pool); no idle timeouts (lab 14).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "wrap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "calc.h"
+#include "conn.h"
+#include "reactor.h"
+
+#define POOL_CAP ((size_t)256 * 1024 * 1024) /* all buffers, all connections */
+#define HIGH_WATER ((size_t)4 * 1024 * 1024)  /* per connection, see conn.h */
+#define LOW_WATER ((size_t)1024 * 1024)
+
+static struct conn_server srv;
+
+/* ---------- the service -------------------------------------------------------- */
+
+/* Answer every complete frame in data[0..n), in order; return how many
+ * bytes that was.  An incomplete frame at the end stays for next time. */
+static size_t on_data(struct conn *c, void *ctx, char *data, size_t n)
+{
+    /* TODO 4: answer every complete frame in data[0..n) with its reply
+     * (calc_reply, conn_send), in order, and return how many bytes those
+     * frames took: the connection layer keeps the rest (an incomplete
+     * frame) and hands it back, with whatever arrives next, on the next
+     * call.  So one call may see no frame, one, or thousands, and a frame
+     * may be split anywhere.  A bad frame (frame_next() < 0): the
+     * replies owed are already queued; queue BAD_FRAME_REPLY after them
+     * and end the connection with conn_shutdown() (not conn_close():
+     * read conn.h to see why), and use nothing after it.  If conn_send()
+     * fails the connection is closing: stop. */
+    (void)c;
+    (void)ctx;
+    (void)data;
+    (void)n;
+    app_error("TODO 4: on_data() in server.c is not written yet");
+}
+
+/* ---------- signals, as events ------------------------------------------------------ */
+
+static void print_stats(FILE *to)
+{
+    fprintf(to, "stats: connections %zu\n", srv.nconns);
+    pool_print_stats(srv.pool, to);
+}
+
+static void signal_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct signalfd_siginfo si;
+    (void)events;
+    (void)arg;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGUSR1)
+            print_stats(stderr);
+        else
+            reactor_stop(r); /* SIGTERM, SIGINT */
+    }
+}
+
+/* ---------- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    parse_args(argc, argv, &opts);
+    Ignore_sigpipe();
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
+        unix_error("sigprocmask", NULL);
+    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd == -1)
+        unix_error("signalfd", NULL);
+
+    /* The fd table covers every fd this process may open. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        unix_error("getrlimit", "RLIMIT_NOFILE");
+    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+
+    struct reactor *r = reactor_create(max_fds);
+    if (!r)
+        unix_error("reactor_create", NULL);
+    srv.r = r;
+    srv.pool = pool_create(POOL_CAP);
+    if (!srv.pool)
+        unix_error("pool_create", NULL);
+    pool_prealloc(srv.pool, POOL_MIN_SIZE, 16); /* warm, not required */
+    srv.on_data = on_data;
+    srv.high_water = HIGH_WATER;
+    srv.low_water = LOW_WATER;
+    srv.verbose = opts.verbose;
+
+    int listenfd = Tcp_listen(opts.addr, opts.port);
+    if (conn_server_start(&srv, listenfd) == -1)
+        unix_error("conn_server_start", NULL);
+    if (reactor_add(r, sigfd, REACTOR_READ, signal_cb, NULL) == -1)
+        unix_error("reactor_add", "signalfd");
+    Announce_listening(listenfd);
+
+    if (reactor_run(r) == -1)
+        unix_error("reactor_run", NULL);
+
+    /* Stopped by a signal: close and free everything. */
+    conn_server_stop(&srv);
+    if (opts.verbose)
+        print_stats(stderr);
+    reactor_destroy(r);
+    close(listenfd);
+    close(sigfd);
+    size_t leaked = pool_destroy(srv.pool);
+    if (leaked) {
+        err_msg("pool: %zu buffers still in use at exit", leaked);
+        return 1;
+    }
+    return 0;
+}
