@@ -43,7 +43,7 @@ WERROR_solutions := -Werror
 WERROR_common    := -Werror
 WERROR_tests     := -Werror
 
-LABS  := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-* labs/[0-9][0-9]-*)))
+ALL_LABS := $(sort $(notdir $(wildcard solutions/[0-9][0-9]-* labs/[0-9][0-9]-*)))
 TREES := solutions labs
 .DEFAULT_GOAL := all
 -include $(wildcard tests/*/*.mk)
@@ -61,7 +61,7 @@ CLIENT_SRCS.$(1).$(2) := $$(CLIENT_SRCS)
 BUILDS_ON.$(1).$(2) := $$(BUILDS_ON)
 BASE_SRCS.$(1).$(2) := $$(addprefix $(1)/,$$(BASE_SRCS))
 endef
-$(foreach t,$(TREES),$(foreach l,$(LABS),$(if $(wildcard $(t)/$(l)/lab.mk),$(eval $(call read_labmk,$(t),$(l))))))
+$(foreach t,$(TREES),$(foreach l,$(ALL_LABS),$(if $(wildcard $(t)/$(l)/lab.mk),$(eval $(call read_labmk,$(t),$(l))))))
 
 # server_srcs(tree,lab) and client_srcs(tree,lab)
 server_srcs = $(if $(SERVER_SRCS.$(1).$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS.$(1).$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c))) $(BASE_SRCS.$(1).$(2))
@@ -86,7 +86,7 @@ $(B)/$(1)/$(2)/client: $(call objs,$(call client_srcs,$(1),$(2))) $(B)/common/wr
 endif
 endif
 endef
-$(foreach t,$(TREES),$(foreach l,$(LABS),$(eval $(call lab_rules,$(t),$(l)))))
+$(foreach t,$(TREES),$(foreach l,$(ALL_LABS),$(eval $(call lab_rules,$(t),$(l)))))
 
 # Unit tests: tests/unit/NAME.c -> build/<variant>/unit/NAME, linked with
 # common/ and UNIT_SRCS_NAME (set in a tests/unit/*.mk fragment).
@@ -121,7 +121,7 @@ compare: all
 	 else echo "make compare: not yet (the comparison has not landed)"; fi
 
 dist:
-	@tests/dist $(if $(OUT),--out $(OUT))
+	@tests/dist $(if $(OUT),--out $(OUT)) $(if $(LABS),--labs "$(LABS)")
 
 clean:
 	rm -rf build

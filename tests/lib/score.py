@@ -200,8 +200,9 @@ def collect(work):
                 t = {"lab": lab, "name": name, "tags": tags, "tag": tag, "max": pts,
                      "hidden": kind == "hidden", "hint": hint, "ms": 0}
                 if meta.get("build") != "ok":
-                    t.update(passed=False, why="the lab did not build",
-                             output="the build failed:\n" + "\n".join(build_log.splitlines()[-30:]))
+                    why_not = meta.get("base.why") or "the lab did not build"
+                    t.update(passed=False, why=why_not,
+                             output=why_not + "\nthe build failed:\n" + "\n".join(build_log.splitlines()[-30:]))
                 elif name not in results:
                     reason = ("the lab's time limit ran out before this test ran"
                               if status == "timeout" else
@@ -211,9 +212,14 @@ def collect(work):
                     ok, ms, diag = results[name]
                     t.update(passed=ok, ms=ms, why="" if ok else why(diag),
                              output="\n".join(diag))
+                if not t["passed"] and meta.get("build") == "ok" and meta.get("base.why"):
+                    # The earlier lab under this one is broken: that is the
+                    # cause, whatever this test saw.
+                    t.update(why=meta["base.why"], output=meta["base.why"] + "\n" + t["output"])
                 t["score"] = t["max"] if t["passed"] else 0.0
                 tests.append(t)
         labs.append({"lab": lab, "build": meta.get("build"), "weights": weights["file"],
+                     "base_why": meta.get("base.why", ""), "refused": meta.get("refused", ""),
                      "status": {k: meta.get("status." + k) for k in ("visible", "hidden")
                                 if meta.get("suite." + k)},
                      "build_log": build_log, "tests": tests})
@@ -242,6 +248,18 @@ def table(labs):
     lines.append(f"{'total':<16}{'':>{10 * len(TAGS)}}{fmt(gs) + '/' + fmt(gm):>12}{pct}")
     first = True
     for lab in labs:
+        if lab.get("refused"):
+            lines += [""] if first else []
+            first = False
+            lines.append(f"NOTE {lab['lab']}: not taken from the submission: {lab['refused']} "
+                         "(the grader builds only the lab's regular .c and .h files, with its own rules)")
+        failing = [t for t in lab["tests"] if not t["passed"]]
+        if lab.get("base_why") and failing:
+            lines += [""] if first else []
+            first = False
+            lines.append(f"FAIL {lab['lab']}: {lab['base_why']}")
+            lines.append(f"     ({len(failing)} of its {len(lab['tests'])} tests fail; fix that lab first, then grade this one again)")
+            continue
         if lab["build"] != "ok" and lab["tests"]:
             lines += [""] if first else []
             first = False
