@@ -33,6 +33,21 @@
  * driver can sample the server's /proc files at exactly those moments
  * while every connection is still open.
  *
+ * --proto calc --depth D: the calculator protocol of lab 09 (and of the
+ * labs that speak it after it) instead of the echo.  A frame is
+ * LEN@PAYLOAD@; a request's payload is "X OP Y", a reply's "STATUS RESULT".
+ * Each connection keeps D requests in flight: it writes D frames, and for
+ * every reply that checks out sends one more (pipelining: the server sees
+ * up to D requests in one read).  The requests come from a seeded mix over
+ * + - * / % that also provokes the error statuses (division by zero,
+ * overflow, an unknown operator, a malformed expression); every reply is
+ * parsed as a frame and compared, in order, with the reply computed here
+ * from the request text by the protocol's rules (int64 with
+ * __builtin_*_overflow).  A wrong reply or a bad frame is a verify failure,
+ * printed with the request and the reply.  One request = one reply: the
+ * line reports requests/s and the latency of each request from the moment
+ * it was queued to the moment its reply was checked.
+ *
  * It deliberately uses nothing from common/: it must be able to measure a
  * server built from anything.
  */
@@ -41,6 +56,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -59,6 +75,7 @@
 #define MAX_THREADS 64
 #define PATTERN_SPAN 256 /* offsets a round may start at */
 #define READ_BUF 65536
+#define MAX_DEPTH 1024 /* calc: requests in flight per connection */
 
 /* ---------- options ------------------------------------------------------- */
 
@@ -70,14 +87,17 @@ static struct {
     const char *label;
     int csv, header, sync, quiet;
     unsigned seed;
-} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, 5.0, "server", 0, 0, 0, 0, 1};
+    int calc, depth; /* --proto calc, --depth */
+} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, 5.0, "server", 0, 0, 0, 0, 1, 0, 1};
 
 static void usage(void)
 {
     fprintf(stderr,
             "usage: loadgen -p PORT [-a ADDR] [-c CONNS] [-i IDLE] [-s SIZE] [-t SECONDS]\n"
             "               [-w WARMUP] [-W SETTLE] [-j THREADS] [-T CONNECT_TIMEOUT] [-l LABEL]\n"
-            "               [-r SEED] [-f json|csv] [-H] [-S] [-q]\n");
+            "               [-r SEED] [-f json|csv] [-H] [-S] [-q]\n"
+            "               [--proto echo|calc] [--depth D]   (calc: D requests in flight, 1-%d)\n",
+            MAX_DEPTH);
     exit(2);
 }
 
@@ -143,6 +163,7 @@ struct conn {
     long rounds;     /* round trips inside the measured window */
     int settled;     /* has had a reply (warm-up included), or died */
     int dead;
+    struct calc *calc; /* --proto calc only */
 };
 
 struct worker {
@@ -153,6 +174,7 @@ struct worker {
     uint64_t hist[NBUCKETS];
     long rounds, errors, verify_failures;
     int64_t max_ns;
+    long status[5], busy, bad_frames; /* calc: replies by status 0-4, "5 0", bad frames */
 };
 
 /* 0 warm-up, 1 measuring, 2 window over (stop counting), 3 close up. */
@@ -280,6 +302,487 @@ static void conn_read(struct worker *w, struct conn *c, unsigned char *buf)
     }
 }
 
+/* ---------- the calculator protocol (--proto calc) ------------------------------ */
+
+#define REQ_MAX 48   /* longest request payload generated, NUL included */
+#define REPLY_MAX 24 /* "S -9223372036854775808" and its NUL */
+#define FRAME_MAX 64 /* one request frame: LEN, '@', payload, '@' */
+#define LEN_MAX 1024 /* the protocol's largest payload */
+#define SLOTS 64     /* the mix keeps its proportions over every 64 requests */
+
+struct pending {
+    int64_t t0;           /* when the request was queued */
+    char req[REQ_MAX];    /* its payload (never contains NUL) */
+    char want[REPLY_MAX]; /* the reply it must get */
+};
+
+struct calc {
+    struct pending *ring; /* opt.depth entries; ring[head] is the oldest owed */
+    int head, owed;
+    char *out;            /* request bytes the socket has not taken: out[off..len) */
+    int off, len, cap;
+    int want_out;         /* EPOLLOUT is registered */
+    uint64_t rng;
+    long made;            /* requests queued so far */
+    char kinds[SLOTS];    /* this connection's shuffle of the mix */
+    int state;            /* reply parser: 0 LEN digits, 1 payload, 2 the closing '@' */
+    int ndig, flen, plen;
+    char payload[LEN_MAX];
+    char raw[40];         /* the first bytes of the frame being parsed, for a report */
+    int nraw;
+};
+
+/* splitmix64: tiny, good enough, and one per connection (no shared state
+ * between threads, and the same seed gives the same requests). */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Decimal writers: the load generator formats a request and a reply for
+ * every request it makes, and printf would cost it more than the server
+ * spends computing the answer.  Each returns the end of what it wrote. */
+static char *put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+/* x in decimal, with two leading zeros when asked ("-007" is -7). */
+static char *put_i64(char *p, int64_t x, int zeros)
+{
+    if (x < 0)
+        *p++ = '-';
+    if (zeros) {
+        *p++ = '0';
+        *p++ = '0';
+    }
+    return put_u64(p, x < 0 ? 0 - (uint64_t)x : (uint64_t)x);
+}
+
+static char *put_str(char *p, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* X or Y: an optional '-', then one or more ASCII digits and nothing else,
+ * within int64 ("-9223372036854775808" is fine, "+5", "5a", "-" are not). */
+static int parse_operand(const char *s, size_t n, int64_t *v)
+{
+    int neg = n > 0 && s[0] == '-';
+    size_t i = (size_t)neg;
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, acc = 0;
+    if (i == n)
+        return 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (acc > (limit - d) / 10)
+            return 0;
+        acc = acc * 10 + d;
+    }
+    if (!neg)
+        *v = (int64_t)acc;
+    else
+        *v = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+    return 1;
+}
+
+/* The reply the protocol prescribes for a request payload, computed from
+ * the text alone (not from what the generator meant to send), with the
+ * checks in the protocol's order: 3 malformed, 2 unknown operator,
+ * 1 division by zero, 4 overflow. */
+static void expected_reply(const char *req, size_t n, char *out)
+{
+    const char *tok[3] = {req, req, req};
+    size_t len[3] = {0, 0, 0};
+    int ntok = 0;
+    for (size_t i = 0, start = 0; i <= n; i++) {
+        if (i == n || req[i] == ' ') { /* each single space splits */
+            if (ntok < 3) {
+                tok[ntok] = req + start;
+                len[ntok] = i - start;
+            }
+            ntok++;
+            start = i + 1;
+        }
+    }
+    int64_t x = 0, y = 0, r = 0;
+    int st = 0;
+    if (ntok != 3 || !parse_operand(tok[0], len[0], &x) || !parse_operand(tok[2], len[2], &y))
+        st = 3;
+    else if (len[1] != 1 || !memchr("+-*/%", tok[1][0], 5))
+        st = 2;
+    else {
+        switch (tok[1][0]) {
+        case '+': st = __builtin_add_overflow(x, y, &r) ? 4 : 0; break;
+        case '-': st = __builtin_sub_overflow(x, y, &r) ? 4 : 0; break;
+        case '*': st = __builtin_mul_overflow(x, y, &r) ? 4 : 0; break;
+        case '/':
+            if (y == 0)
+                st = 1;
+            else if (x == INT64_MIN && y == -1)
+                st = 4;
+            else
+                r = x / y;
+            break;
+        default: /* '%': INT64_MIN % -1 is 0, though C leaves it undefined */
+            if (y == 0)
+                st = 1;
+            else
+                r = y == -1 ? 0 : x % y;
+            break;
+        }
+    }
+    out[0] = (char)('0' + st);
+    out[1] = ' ';
+    *put_i64(out + 2, st ? 0 : r, 0) = '\0';
+}
+
+/* An operand: mostly small, sometimes large enough that a product or a
+ * sum overflows, sometimes one of the edges of int64. */
+static int64_t operand(uint64_t *g)
+{
+    static const int64_t edge[] = {INT64_MIN, INT64_MAX, INT64_MIN + 1, INT64_MAX - 1,
+                                   -1, 0, 1, 2};
+    uint64_t k = rng_next(g) % 100, v = rng_next(g);
+    int64_t m;
+    if (k < 40)
+        m = (int64_t)(v % 1001);
+    else if (k < 65)
+        m = (int64_t)(v % 1000000000);
+    else if (k < 80)
+        m = (int64_t)(v % 10000000000ULL); /* two of these: the product may overflow */
+    else if (k < 92)
+        m = (int64_t)(v >> 1);
+    else
+        return edge[v % 8];
+    return (v & 1) ? -m : m;
+}
+
+/* Odd payloads whose reply is 3 (malformed), and operators that are not one
+ * (2): a server must answer each and carry on. */
+static const char *const MALFORMED[] = {
+    "", "PING", "1  + 2", " 1 + 2", "1 + 2 ", "1+2", "+5 + 1", "5a * 2", "- - 1", "7 +",
+    "1 + 2 + 3", "1e3 / 2", "9223372036854775808 + 1", "-9223372036854775809 - 1", "1\t+ 2",
+};
+static const char *const BAD_OPS[] = {"^", "x", "++", "//", "**", "%%", "=", "\t"};
+
+/* One request payload of the mix, as a C string in req; returns its length. */
+static size_t make_request(struct calc *k, char *req)
+{
+    uint64_t *g = &k->rng;
+    if (k->made % SLOTS == 0) { /* a fresh shuffle of the 64 slots */
+        for (int i = SLOTS - 1; i > 0; i--) {
+            int j = (int)(rng_next(g) % (uint64_t)(i + 1));
+            char t = k->kinds[i];
+            k->kinds[i] = k->kinds[j];
+            k->kinds[j] = t;
+        }
+    }
+    char kind = k->kinds[k->made % SLOTS], *p = req;
+    uint64_t v = rng_next(g);
+    switch (kind) {
+    case 'z': /* division or modulo by zero */
+        p = put_i64(p, operand(g), 0);
+        p = put_str(p, v & 1 ? " / " : " % ");
+        p = put_str(p, (const char *[]){"0", "-0", "000"}[v % 3]);
+        break;
+    case 'o': /* overflow, or its edge cases */
+        switch (v % 6) {
+        case 0:
+            p = put_str(p, "9223372036854775807 + ");
+            p = put_u64(p, 1 + (v >> 8) % 1000);
+            break;
+        case 1:
+            p = put_str(p, "-9223372036854775808 - ");
+            p = put_u64(p, 1 + (v >> 8) % 1000);
+            break;
+        case 2: /* each factor over sqrt(2^63): the product overflows whatever the signs */
+            p = put_i64(p, (v & 256 ? -1 : 1) * (int64_t)(3037000500 + (v >> 10) % 100000), 0);
+            p = put_str(p, " * ");
+            p = put_i64(p, (v & 512 ? -1 : 1) * (int64_t)(3037000500 + (v >> 30) % 100000), 0);
+            break;
+        case 3: p = put_str(p, "-9223372036854775808 / -1"); break;
+        case 4: p = put_str(p, "0 - -9223372036854775808"); break;
+        default: p = put_str(p, "-9223372036854775808 % -1"); break; /* 0 0, not 4 */
+        }
+        break;
+    case 'u': /* an unknown operator between valid operands */
+        p = put_i64(p, operand(g), 0);
+        *p++ = ' ';
+        p = put_str(p, BAD_OPS[v % (sizeof BAD_OPS / sizeof *BAD_OPS)]);
+        *p++ = ' ';
+        p = put_i64(p, operand(g), 0);
+        break;
+    case 'm':
+        p = put_str(p, MALFORMED[v % (sizeof MALFORMED / sizeof *MALFORMED)]);
+        break;
+    default: /* 'n' and 'p': an ordinary request, now and then with leading zeros */
+        p = put_i64(p, operand(g), (v & 31) == 0);
+        *p++ = ' ';
+        *p++ = "+-*/%"[(v >> 8) % 5];
+        *p++ = ' ';
+        p = put_i64(p, operand(g), (v & 31) == 1);
+        break;
+    }
+    *p = '\0';
+    return (size_t)(p - req);
+}
+
+/* Queue one more request: into the ring (what its reply must be) and into
+ * the output bytes (its frame). */
+static void calc_enqueue(struct calc *k, int64_t now)
+{
+    struct pending *p = &k->ring[(k->head + k->owed) % opt.depth];
+    char kind = k->kinds[k->made % SLOTS];
+    size_t n = make_request(k, p->req);
+    expected_reply(p->req, n, p->want);
+    if (k->len + FRAME_MAX > k->cap) { /* slide the unsent bytes down */
+        memmove(k->out, k->out + k->off, (size_t)(k->len - k->off));
+        k->len -= k->off;
+        k->off = 0;
+    }
+    char *o = k->out + k->len;
+    if (kind == 'p') { /* a zero-padded LEN ("0007@"), which the protocol allows */
+        *o++ = '0';
+        *o++ = '0';
+        if (n < 10)
+            *o++ = '0';
+    }
+    o = put_u64(o, n);
+    *o++ = '@';
+    memcpy(o, p->req, n);
+    o += n;
+    *o++ = '@';
+    k->len = (int)(o - k->out);
+    p->t0 = now;
+    k->owed++;
+    k->made++;
+}
+
+static void calc_interest(struct worker *w, struct conn *c, int out)
+{
+    if (c->calc->want_out == out)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->calc->want_out = out;
+}
+
+static void calc_flush(struct worker *w, struct conn *c)
+{
+    struct calc *k = c->calc;
+    while (k->off < k->len) {
+        ssize_t n = send(c->fd, k->out + k->off, (size_t)(k->len - k->off), MSG_NOSIGNAL);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                calc_interest(w, c, 1);
+                return;
+            }
+            conn_fail(w, c, "send", errno);
+            return;
+        }
+        k->off += (int)n;
+    }
+    k->off = k->len = 0;
+    calc_interest(w, c, 0);
+}
+
+static void calc_start(struct worker *w, struct conn *c)
+{
+    for (int i = 0; i < SLOTS; i++) /* 50 ordinary, 2 padded, 4+4+2+2 errors */
+        c->calc->kinds[i] = i < 50 ? 'n' : i < 52 ? 'p' : i < 56 ? 'z' : i < 60 ? 'o' :
+                            i < 62 ? 'u' : 'm';
+    int64_t now = now_ns();
+    for (int i = 0; i < opt.depth; i++)
+        calc_enqueue(c->calc, now);
+    calc_flush(w, c);
+}
+
+/* Printable, quoted-string style: \t, \x00, \" ... */
+static const char *show(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            o += (size_t)sprintf(out + o, "\\%c", ch);
+        else if (ch >= 0x20 && ch < 0x7f)
+            out[o++] = (char)ch;
+        else
+            o += (size_t)sprintf(out + o, "\\x%02x", ch);
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A wrong reply or a bad frame: the stream is out of step, so this
+ * connection is done.  The first few are printed with the request. */
+static void calc_failed(struct worker *w, struct conn *c, const char *why)
+{
+    struct calc *k = c->calc;
+    w->verify_failures++;
+    if (atomic_fetch_add(&verify_reported, 1) < 3 && !opt.quiet) {
+        char req[4 * REQ_MAX], got[4 * sizeof k->raw + 8];
+        show(k->raw, (size_t)k->nraw, got, sizeof got);
+        if (k->owed == 0) {
+            fprintf(stderr, "loadgen: verify failure on connection %d: %s; no request was owed"
+                            " a reply; the frame: \"%s\"\n", c->id, why, got);
+        } else {
+            struct pending *p = &k->ring[k->head];
+            fprintf(stderr, "loadgen: verify failure on connection %d, request %ld: %s;"
+                            " sent \"%s\", expected the reply \"%s\", got the frame \"%s\"\n",
+                    c->id, k->made - k->owed, why,
+                    show(p->req, strlen(p->req), req, sizeof req), p->want, got);
+        }
+    }
+    c->dead = 1;
+    conn_settle(c);
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+}
+
+static void calc_bad_frame(struct worker *w, struct conn *c, const char *why)
+{
+    w->bad_frames++;
+    calc_failed(w, c, why);
+}
+
+/* A whole reply frame has arrived (at time now): it must be the oldest
+ * request's. */
+static void calc_reply(struct worker *w, struct conn *c, int64_t now)
+{
+    struct calc *k = c->calc;
+    if (k->owed == 0) {
+        calc_failed(w, c, "a reply that no request asked for");
+        return;
+    }
+    struct pending *p = &k->ring[k->head];
+    size_t wn = strlen(p->want);
+    /* "5 0" (server busy): an answer, though not a result; counted apart */
+    int busy = k->plen == 3 && memcmp(k->payload, "5 0", 3) == 0;
+    if (!busy && ((size_t)k->plen != wn || memcmp(k->payload, p->want, wn) != 0)) {
+        calc_failed(w, c, "wrong reply");
+        return;
+    }
+    k->head = (k->head + 1) % opt.depth;
+    k->owed--;
+    conn_settle(c);
+    if (atomic_load(&phase) == 1) {
+        if (busy) {
+            w->busy++;
+        } else {
+            int64_t d = now - p->t0;
+            w->hist[bucket_of((uint64_t)d)]++;
+            if (d > w->max_ns)
+                w->max_ns = d;
+            w->rounds++;
+            c->rounds++;
+            w->status[p->want[0] - '0']++;
+        }
+    }
+    calc_enqueue(k, now);
+}
+
+/* Parse reply bytes as they come: a frame may be split anywhere.  One
+ * clock reading per read(): every reply in it arrived at that moment, and
+ * the requests they make room for leave together at the next flush. */
+static void calc_input(struct worker *w, struct conn *c, const unsigned char *b, size_t n)
+{
+    int64_t now = now_ns();
+    struct calc *k = c->calc;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = b[i];
+        if (k->nraw < (int)sizeof k->raw)
+            k->raw[k->nraw++] = (char)ch;
+        switch (k->state) {
+        case 0:
+            if (ch >= '0' && ch <= '9') {
+                if (++k->ndig > 4) {
+                    calc_bad_frame(w, c, "bad frame: LEN has more than 4 digits");
+                    return;
+                }
+                k->flen = k->flen * 10 + (ch - '0');
+            } else if (ch == '@') {
+                if (k->ndig == 0) {
+                    calc_bad_frame(w, c, "bad frame: no LEN before the '@'");
+                    return;
+                }
+                if (k->flen > LEN_MAX) {
+                    calc_bad_frame(w, c, "bad frame: LEN over 1024");
+                    return;
+                }
+                k->plen = 0;
+                k->state = k->flen ? 1 : 2;
+            } else {
+                calc_bad_frame(w, c, "bad frame: a byte that is neither a digit nor '@' in LEN");
+                return;
+            }
+            break;
+        case 1:
+            k->payload[k->plen++] = (char)ch;
+            if (k->plen == k->flen)
+                k->state = 2;
+            break;
+        default:
+            if (ch != '@') {
+                calc_bad_frame(w, c, "bad frame: the byte after the payload is not '@'");
+                return;
+            }
+            calc_reply(w, c, now);
+            if (c->dead)
+                return;
+            k->state = k->ndig = k->flen = k->nraw = 0;
+            break;
+        }
+    }
+}
+
+static void calc_read(struct worker *w, struct conn *c, unsigned char *buf)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, READ_BUF, 0);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            conn_fail(w, c, "recv", errno);
+            return;
+        }
+        if (n == 0) {
+            char what[96];
+            snprintf(what, sizeof what, "the server closed the connection with %d replies owed",
+                     c->calc->owed);
+            conn_fail(w, c, what, 0);
+            return;
+        }
+        if (atomic_load(&phase) >= 2)
+            continue; /* window over: drain, check nothing, send nothing */
+        calc_input(w, c, buf, (size_t)n);
+        if (c->dead)
+            return;
+        calc_flush(w, c); /* one send for every request these replies made room for */
+        if (c->dead)
+            return;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -295,7 +798,10 @@ static void *worker_main(void *arg)
             perror("loadgen: epoll_ctl");
             exit(1);
         }
-        round_start(w, &w->conns[i]);
+        if (opt.calc)
+            calc_start(w, &w->conns[i]);
+        else
+            round_start(w, &w->conns[i]);
     }
     while (atomic_load(&phase) < 3) {
         int k = epoll_wait(w->epfd, evs, 256, 20);
@@ -309,6 +815,13 @@ static void *worker_main(void *arg)
             struct conn *c = evs[i].data.ptr;
             if (c->dead)
                 continue;
+            if (opt.calc) {
+                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                    calc_read(w, c, buf);
+                if (!c->dead && (evs[i].events & EPOLLOUT))
+                    calc_flush(w, c);
+                continue;
+            }
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 conn_read(w, c, buf);
             if (!c->dead && (evs[i].events & EPOLLOUT)) {
@@ -465,9 +978,21 @@ static double cpu_seconds(void)
 
 int main(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        {"proto", required_argument, NULL, 'P'},
+        {"depth", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
+    };
     int c;
-    while ((c = getopt(argc, argv, "a:p:c:i:s:t:w:W:j:T:l:r:f:HSq")) != -1) {
+    while ((c = getopt_long(argc, argv, "a:p:c:i:s:t:w:W:j:T:l:r:f:HSq", longopts, NULL)) != -1) {
         switch (c) {
+        case 'P':
+            if (strcmp(optarg, "calc") == 0)
+                opt.calc = 1;
+            else if (strcmp(optarg, "echo") != 0)
+                usage();
+            break;
+        case 'D': opt.depth = (int)num(optarg, 1, MAX_DEPTH); break;
         case 'a': opt.addr = optarg; break;
         case 'p': opt.port = (int)num(optarg, 1, 65535); break;
         case 'c': opt.conns = (int)num(optarg, 0, 1000000); break;
@@ -560,6 +1085,28 @@ int main(int argc, char **argv)
     for (int i = 0; i < opt.conns; i++)
         if (fds[i] != -1)
             conns[nlive++] = (struct conn){.fd = fds[i], .id = i};
+    /* Calculator state: each connection's ring of requests owed a reply
+     * and the bytes of those not yet sent (at most one frame per request). */
+    struct calc *calcs = NULL;
+    struct pending *rings = NULL;
+    char *outs = NULL;
+    if (opt.calc && nlive > 0) {
+        size_t cap = (size_t)(opt.depth + 1) * FRAME_MAX;
+        calcs = calloc((size_t)nlive, sizeof *calcs);
+        rings = calloc((size_t)nlive * (size_t)opt.depth, sizeof *rings);
+        outs = malloc((size_t)nlive * cap);
+        if (!calcs || !rings || !outs) {
+            perror("loadgen: calloc");
+            return 1;
+        }
+        for (int i = 0; i < nlive; i++) {
+            calcs[i].ring = rings + (size_t)i * (size_t)opt.depth;
+            calcs[i].out = outs + (size_t)i * cap;
+            calcs[i].cap = (int)cap;
+            calcs[i].rng = ((uint64_t)opt.seed << 32) ^ (uint64_t)conns[i].id;
+            conns[i].calc = &calcs[i];
+        }
+    }
     int per = opt.threads ? (nlive + opt.threads - 1) / opt.threads : 0;
     for (int t = 0, at = 0; t < opt.threads; t++) {
         ws[t].conns = conns + at;
@@ -607,8 +1154,13 @@ int main(int argc, char **argv)
     /* Totals. */
     uint64_t hist[NBUCKETS] = {0};
     long rounds = 0, errors = connect_failures + idle_lost, vfail = 0;
+    long status[5] = {0}, busy = 0, bad_frames = 0;
     int64_t max_ns = 0;
     for (int t = 0; t < opt.threads; t++) {
+        for (int s = 0; s < 5; s++)
+            status[s] += ws[t].status[s];
+        busy += ws[t].busy;
+        bad_frames += ws[t].bad_frames;
         for (int b = 0; b < NBUCKETS; b++)
             hist[b] += ws[t].hist[b];
         rounds += ws[t].rounds;
@@ -638,7 +1190,9 @@ int main(int argc, char **argv)
         for (int b = 0; b < NBUCKETS; b++) {
             seen += hist[b];
             if (seen >= want) {
-                lat[p] = bucket_value(b) / 1000.0;
+                /* a bucket's middle can lie past the largest value seen */
+                lat[p] = bucket_value(b) < (double)max_ns ? bucket_value(b) / 1000.0
+                                                           : (double)max_ns / 1000.0;
                 break;
             }
         }
@@ -652,7 +1206,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: warning: the load generator used %.0f%% CPU with %d thread(s):"
                         " it, not the server, may be the bottleneck\n", cpu_pct, opt.threads);
 
-    if (opt.csv) {
+    if (opt.calc && opt.csv) {
+        if (opt.header)
+            printf("label,proto,conns,idle,depth,threads,seconds,connect_ms,connect_failures,"
+                   "warmup_ms,requests,rps,p50_us,p90_us,p99_us,p999_us,max_us,conn_req_min,"
+                   "conn_req_max,starved,status_ok,status_div0,status_badop,status_malformed,"
+                   "status_overflow,busy,errors,verify_failures,bad_frames,client_cpu_pct,"
+                   "client_bound\n");
+        printf("%s,calc,%d,%d,%d,%d,%.3f,%.1f,%d,%.1f,%ld,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
+               "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.1f,%d\n",
+               opt.label, opt.conns, opt.idle, opt.depth, opt.threads, secs, connect_ms,
+               connect_failures, warm_ms, rounds, rtps, lat[0], lat[1], lat[2], lat[3],
+               (double)max_ns / 1000.0, cmin, cmax, starved, status[0], status[1], status[2],
+               status[3], status[4], busy, errors, vfail, bad_frames, cpu_pct, client_bound);
+    } else if (opt.calc) {
+        printf("{\"label\":\"%s\",\"proto\":\"calc\",\"conns\":%d,\"idle\":%d,\"depth\":%d,"
+               "\"threads\":%d,\"seconds\":%.3f,\"connect_ms\":%.1f,\"connect_failures\":%d,"
+               "\"warmup_ms\":%.1f,\"requests\":%ld,\"rps\":%.1f,\"p50_us\":%.1f,"
+               "\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+               "\"conn_req_min\":%ld,\"conn_req_max\":%ld,\"starved\":%ld,\"status_ok\":%ld,"
+               "\"status_div0\":%ld,\"status_badop\":%ld,\"status_malformed\":%ld,"
+               "\"status_overflow\":%ld,\"busy\":%ld,\"errors\":%ld,\"verify_failures\":%ld,"
+               "\"bad_frames\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s}\n",
+               opt.label, opt.conns, opt.idle, opt.depth, opt.threads, secs, connect_ms,
+               connect_failures, warm_ms, rounds, rtps, lat[0], lat[1], lat[2], lat[3],
+               (double)max_ns / 1000.0, cmin, cmax, starved, status[0], status[1], status[2],
+               status[3], status[4], busy, errors, vfail, bad_frames, cpu_pct,
+               client_bound ? "true" : "false");
+    } else if (opt.csv) {
         if (opt.header)
             printf("label,conns,idle,size,threads,seconds,connect_ms,connect_failures,"
                    "warmup_ms,round_trips,rtps,mibps,p50_us,p90_us,p99_us,p999_us,max_us,"
@@ -685,6 +1266,9 @@ int main(int argc, char **argv)
         close(ws[t].epfd);
     close(idle_ep);
     free(ws);
+    free(calcs);
+    free(rings);
+    free(outs);
     free(conns);
     free(fds);
     free(pattern);
