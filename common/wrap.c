@@ -1,7 +1,9 @@
 /*
  * wrap.c - see wrap.h for the two layers and when to use which.
  *
- * Every loop here retries EINTR the same way (STYLE #7):
+ * Every loop here retries EINTR the same way, so that a signal handler
+ * installed without SA_RESTART (on_stop_signals) never turns into an
+ * error the caller has to handle:
  *     do r = call(); while (r == -1 && errno == EINTR);
  */
 #define _POSIX_C_SOURCE 200809L
@@ -14,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,12 +85,38 @@ void parse_args(int argc, char **argv, struct server_opts *opts)
 
 /* ================= error reporters ====================================== */
 
+/* Write "<fmt...><sep><reason>\n" to stderr as one line.  A line short
+ * enough for the local buffer (all of ours) goes out in a single write, so
+ * it cannot be split by another process writing to the same stderr;
+ * longer ones are written whole under stdio's lock, which still keeps
+ * other threads of this process out.  errno is left as it was. */
+static void vreport(const char *fmt, va_list ap, const char *sep, const char *reason)
+{
+    int saved = errno;
+    char line[1024];
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    if (n >= 0 && (size_t)n < sizeof line) {
+        fprintf(stderr, "%s%s%s\n", line, sep, reason);
+    } else {
+        flockfile(stderr);
+        vfprintf(stderr, fmt, again);
+        fprintf(stderr, "%s%s\n", sep, reason);
+        funlockfile(stderr);
+    }
+    va_end(again);
+    errno = saved;
+}
+
 static void report(const char *call, const char *object, const char *reason)
 {
+    int saved = errno;
     if (object)
         fprintf(stderr, "%s: %s: %s\n", call, object, reason);
     else
         fprintf(stderr, "%s: %s\n", call, reason);
+    errno = saved;
 }
 
 void unix_warn(const char *call, const char *object)
@@ -101,15 +130,47 @@ void unix_error(const char *call, const char *object)
     exit(1);
 }
 
-void posix_error(int code, const char *call, const char *object)
+void unix_warnf(const char *fmt, ...)
+{
+    /* strerror before anything else can change errno. */
+    const char *reason = strerror(errno);
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, ": ", reason);
+    va_end(ap);
+}
+
+void posix_warn(int code, const char *call, const char *object)
 {
     report(call, object, strerror(code));
+}
+
+void posix_error(int code, const char *call, const char *object)
+{
+    posix_warn(code, call, object);
     exit(1);
 }
 
 void eai_error(int code, const char *call, const char *object)
 {
     report(call, object, gai_strerror(code));
+    exit(1);
+}
+
+void err_msg(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, "", "");
+    va_end(ap);
+}
+
+void app_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(fmt, ap, "", "");
+    va_end(ap);
     exit(1);
 }
 
@@ -330,6 +391,102 @@ void upcase(char *buf, size_t n)
             buf[i] = (char)(buf[i] - 'a' + 'A');
 }
 
+/* ================= shared policy ======================================== */
+
+int accept_error_is_transient(int err)
+{
+    switch (err) {
+    case EINTR:        /* a signal arrived while accept() waited */
+    case ECONNABORTED: /* the client reset while it sat in the queue */
+    case EPROTO:       /* the same, as some kernels report it */
+    /* Linux's accept() passes on network errors already pending on the
+     * new connection; accept(2) says to treat them like EAGAIN. */
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+#ifdef EHOSTDOWN
+    case EHOSTDOWN:
+#endif
+#ifdef ENONET
+    case ENONET:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int spare_fd_open(void)
+{
+    int fd;
+    do
+        fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    while (fd == -1 && errno == EINTR);
+    return fd;
+}
+
+int spare_fd_refuse(int listenfd, int *spare)
+{
+    /* A blocking listener would block below when nobody is waiting,
+     * which is exactly the case this function exists to detect. */
+    int flags = fcntl(listenfd, F_GETFL);
+    if (flags == -1)
+        return -1;
+    if (!(flags & O_NONBLOCK)) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* *spare is -1 if an earlier reopen failed: then there is nothing to
+     * give up, but clients leaving may have freed a slot since, and the
+     * accept below finds out. */
+    if (*spare >= 0)
+        close(*spare);
+    *spare = -1;
+    int c;
+    do
+        c = accept(listenfd, NULL, NULL);
+    while (c == -1 && errno == EINTR);
+    int saved = errno;
+    /* Close the client BEFORE reopening the spare: it sits in the slot the
+     * spare gave up, and with the table full the reopen would fail. */
+    if (c >= 0)
+        close(c);
+    *spare = spare_fd_open();
+    if (c >= 0)
+        return 1;
+    if (saved == EAGAIN || saved == EWOULDBLOCK)
+        return 0;
+    errno = saved;
+    return -1;
+}
+
+int block_stop_signals(sigset_t *waitmask)
+{
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    /* pthread_sigmask, not sigprocmask: the latter is unspecified once a
+     * process has threads.  It returns the error number. */
+    int rc = pthread_sigmask(SIG_BLOCK, &stop, &old);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    /* The old mask minus the stop signals, not the old mask itself: if
+     * they were blocked already (inherited from the parent), waiting with
+     * the old mask would keep them blocked during the wait as well, and
+     * the server could never be stopped. */
+    if (waitmask) {
+        *waitmask = old;
+        sigdelset(waitmask, SIGINT);
+        sigdelset(waitmask, SIGTERM);
+    }
+    return 0;
+}
+
 /* ================= Capitalised layer ==================================== */
 
 int Socket(int domain, int type, int protocol)
@@ -369,10 +526,10 @@ int Accept(int fd, struct sockaddr *sa, socklen_t *len)
         int c = accept(fd, sa, len);
         if (c >= 0)
             return c;
-        /* EINTR: a signal (SIGCHLD in lab 02).  ECONNABORTED/EPROTO: the
-         * client reset before we got to it.  Neither is the server's
-         * problem, so try again. */
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        /* EINTR: a signal (SIGCHLD in lab 02).  ECONNABORTED, EPROTO and
+         * the network errors: the client reset, or its network failed,
+         * before we got to it.  None is the server's problem: try again. */
+        if (accept_error_is_transient(errno))
             continue;
         /* Out of fds: the connection stays in the queue, so retrying at
          * once would spin.  Back off until clients leave and free fds. */
@@ -441,6 +598,12 @@ void On_stop_signals(void (*handler)(int))
 {
     if (on_stop_signals(handler) == -1)
         unix_error("sigaction", "SIGINT/SIGTERM");
+}
+
+void Block_stop_signals(sigset_t *waitmask)
+{
+    if (block_stop_signals(waitmask) == -1)
+        unix_error("pthread_sigmask", "SIGINT/SIGTERM");
 }
 
 int Tcp_listen(const char *addr, int port)

@@ -18,8 +18,14 @@
  * One reporter per error source: unix_error() for errno, posix_error()
  * for functions that return the error code (pthreads), eai_error() for
  * getaddrinfo()'s EAI_* codes (not "gai_error": with _GNU_SOURCE, glibc's
- * <netdb.h> declares a gai_error() of its own).  unix_warn() reports
- * without exiting.
+ * <netdb.h> declares a gai_error() of its own), app_error() for the
+ * program's own errors, which have no error code.  Each has a twin that
+ * reports and returns: unix_warn(), posix_warn(), err_msg().  unix_warnf()
+ * and err_msg() take a printf format.
+ *
+ * A third part, "shared policy", holds decisions every server makes the
+ * same way (which accept() errors are harmless, what to do out of fds,
+ * how to wait for a stop signal), so that they are written once.
  */
 #ifndef NETLABS_WRAP_H
 #define NETLABS_WRAP_H
@@ -47,16 +53,35 @@ void parse_args(int argc, char **argv, struct server_opts *opts);
 
 /* ---------- error reporters ---------------------------------------------- */
 
+/* Every reporter writes one whole line to stderr with a single write, so
+ * lines from several threads or processes (lab 02's children) do not mix.
+ * The ones that return leave errno as they found it: the caller may still
+ * be deciding what to do about the error it just reported. */
+
 /* "call: object: strerror(errno)" on stderr.  object may be NULL. */
 void unix_warn(const char *call, const char *object);
 /* The same, then exit(1). */
 void unix_error(const char *call, const char *object) __attribute__((noreturn));
-/* For functions that return an error number instead of setting errno. */
+/* A printf-style message, then ": strerror(errno)" and a newline, for
+ * when "call: object" is not enough to say what failed:
+ *     unix_warnf("read %s (fd %d)", name, fd);                          */
+void unix_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* For functions that return an error number instead of setting errno
+ * (pthreads): "call: object: strerror(code)".  posix_warn() returns,
+ * posix_error() exits(1). */
+void posix_warn(int code, const char *call, const char *object);
 void posix_error(int code, const char *call, const char *object)
     __attribute__((noreturn));
 /* For getaddrinfo() and getnameinfo() return codes. */
 void eai_error(int code, const char *call, const char *object)
     __attribute__((noreturn));
+/* A printf-style message and a newline on stderr, nothing else (no
+ * errno): logs such as "connect 127.0.0.1:5000", and errors that are not
+ * a failed call ("refuse ...: fd 1030 >= FD_SETSIZE"). */
+void err_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, then exit(1): the program cannot go on and no call's errno
+ * says why (a starter that reaches a TODO, an impossible state). */
+void app_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 /* ---------- lowercase layer: return -1, keep errno, never exit ------------ */
 
@@ -119,14 +144,71 @@ const char *peer_str(int fd, char *buf, size_t len);
 /* The service: map a-z to A-Z in place, leave every other byte alone. */
 void upcase(char *buf, size_t n);
 
+/* ---------- shared policy ------------------------------------------------- */
+
+/* 1 if accept() failing with err is not the server's problem, so the
+ * caller should simply try again (or go back to its event loop); 0 if it
+ * is a real failure to report.  Transient: EINTR (a signal), ECONNABORTED
+ * and EPROTO (a client that reset while it waited in the queue), and the
+ * network errors Linux's accept() passes on from the new connection,
+ * which accept(2) says to treat like EAGAIN: ENETDOWN, ENOPROTOOPT,
+ * EHOSTDOWN, ENONET, EHOSTUNREACH, EOPNOTSUPP, ENETUNREACH.
+ * Not on the list: EAGAIN/EWOULDBLOCK (on a non-blocking listener it
+ * means "the queue is empty", a different decision: stop accepting for
+ * now), and EMFILE/ENFILE/ENOBUFS/ENOMEM (out of resources: retrying at
+ * once spins, see spare_fd_refuse() and Accept()). */
+int accept_error_is_transient(int err);
+
+/* Out of fds (EMFILE), accept() fails and the connection stays in the
+ * queue: level-triggered, the listener stays ready and the loop spins;
+ * edge-triggered, no new event comes and the client waits forever.  The
+ * spare-fd trick keeps one fd in reserve to refuse such clients cleanly:
+ *
+ *     spare = spare_fd_open();                       at startup
+ *     ... accept() fails with EMFILE or ENFILE:
+ *     r = spare_fd_refuse(listenfd, &spare);
+ *
+ * spare_fd_open() opens /dev/null (O_RDONLY | O_CLOEXEC) and returns the
+ * fd, or -1 with errno set.
+ *
+ * spare_fd_refuse() closes *spare, accepts one waiting client with the fd
+ * that frees, closes that client at once (it reads EOF: "no", instead of
+ * silence) and reopens *spare.  Returns
+ *    1  a client was refused: call accept() again, more may be waiting;
+ *    0  nobody was waiting (EAGAIN): stop.  A full fd table makes accept()
+ *       say EMFILE even when the queue is empty (it takes the fd number
+ *       before it looks at the queue), so only this accept, made with a
+ *       free fd, can tell "out of fds" from "nobody there";
+ *   -1  with errno set: the accept failed otherwise (EINTR is retried;
+ *       test the rest with accept_error_is_transient(); EMFILE again
+ *       means there was no spare to give up), or listenfd is not
+ *       non-blocking (EINVAL, nothing done: with an empty queue the
+ *       accept would block).
+ * If the reopen fails (another thread took the slot), *spare is -1
+ * afterwards; the next call accepts without giving one up and tries to
+ * reopen it again. */
+int spare_fd_open(void);
+int spare_fd_refuse(int listenfd, int *spare);
+
+/* Block SIGINT and SIGTERM (pthread_sigmask: for the calling thread and
+ * every thread it starts afterwards, so call it before starting any), and
+ * set *waitmask to the mask to wait with: the old mask minus those two.
+ * Pass it to epoll_pwait()/ppoll()/pselect(), which install it only while
+ * they wait: a stop signal is then delivered inside the wait (EINTR) and
+ * nowhere else, so one arriving just before the wait is not missed until
+ * the next event.  Install the handler (on_stop_signals) as well.
+ * 0, or -1 with errno set. */
+int block_stop_signals(sigset_t *waitmask);
+
 /* ---------- Capitalised layer: report and exit on failure ---------------- */
 
 int Socket(int domain, int type, int protocol);
 void Setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 void Bind(int fd, const struct sockaddr *sa, socklen_t len);
 void Listen(int fd, int backlog);
-/* Retries EINTR, ECONNABORTED and EPROTO (a client that gave up before we
- * accepted it is not our error).  Out of fds or memory (EMFILE, ENFILE,
+/* Retries the errors accept_error_is_transient() lists (a signal, or a
+ * client that gave up before we accepted it: not our error).  Out of fds
+ * or memory (EMFILE, ENFILE,
  * ENOBUFS, ENOMEM) it warns once and retries with a growing pause (5 ms up
  * to 1 s): other clients leaving will free fds, and a blocking server has
  * nothing better to do.  Exits on anything else. */
@@ -139,6 +221,7 @@ ssize_t Readline(struct linebuf *lb, char *out, size_t maxlen);
 void Set_nonblocking(int fd);
 void Ignore_sigpipe(void);
 void On_stop_signals(void (*handler)(int));
+void Block_stop_signals(sigset_t *waitmask);
 int Tcp_listen(const char *addr, int port);
 /* getaddrinfo + socket + connect to the first address that answers. */
 int Tcp_connect(const char *host, const char *port);
