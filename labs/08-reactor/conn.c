@@ -276,8 +276,11 @@ static int conn_read(struct conn *c)
      *     the others get their turn, and conn_settle() re-arms you), or
      *     back-pressure (output pending >= high_water: set c->paused);
      *   - never read more in one go than the output may still grow
-     *     (high_water - pending, at most READ_CHUNK), and flush after each
-     *     delivery, so the output stays near high_water;
+     *     (high_water - pending), nor so much that the input (what is
+     *     left in c->in plus this read) passes READ_CHUNK while what is
+     *     left is small: a leftover partial message must not push the
+     *     buffer up a size class; flush after each delivery, so the
+     *     output stays near high_water;
      *   - an emptied input buffer goes back to the pool (c->in = NULL);
      *   - returns -1 when the connection must close (an error, a reset:
      *     quietly; c->failed), else 0. */
@@ -301,6 +304,32 @@ static int conn_interest(const struct conn *c)
     todo("TODO 7: conn_interest() in conn.c");
 }
 
+/* Between events, the input buffer holds at most the start of a message
+ * the application is waiting to complete (a few bytes, usually).  Reading
+ * grew it to READ_CHUNK's class; move those bytes to the smallest buffer
+ * that fits, so a client that sends half a request and stops holds a few
+ * KiB, not 64.  Empty: no buffer at all. */
+static void conn_trim_input(struct conn *c)
+{
+    struct bufpool *pool = c->srv->pool;
+    if (!c->in)
+        return;
+    if (c->in->len == 0) {
+        pool_free(pool, c->in);
+        c->in = NULL;
+        return;
+    }
+    if (pool_class_size(c->in->len) >= c->in->cap)
+        return;
+    struct pool_buf *small = pool_alloc(pool, c->in->len);
+    if (!small)
+        return; /* keep the big one: still correct, just not lean */
+    memcpy(buf_tail(small), buf_data(c->in), c->in->len);
+    buf_commit(small, c->in->len);
+    pool_free(pool, c->in);
+    c->in = small;
+}
+
 /* After anything happened to c: close it, shut it down, or watch for what
  * it needs next.  c may be gone afterwards. */
 static void conn_settle(struct conn *c)
@@ -310,6 +339,7 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
+    conn_trim_input(c);
     if (c->draining && !c->wr_shut && !c->eof && out_pending(c) == 0) {
         /* Everything owed is in the kernel: the client reads it, then EOF. */
         if (shutdown(c->fd, SHUT_WR) == -1) {

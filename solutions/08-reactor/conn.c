@@ -272,10 +272,14 @@ static int conn_read(struct conn *c)
             break;
         }
         /* Read no more than the output may still grow (the echo writes
-         * back what it reads), so the output stays near high_water. */
+         * back what it reads), so the output stays near high_water; and
+         * keep what waits in the input within READ_CHUNK, so a leftover
+         * partial message does not push the buffer up a size class. */
+        size_t have = c->in ? c->in->len : 0;
+        size_t chunk = have < READ_CHUNK / 2 ? READ_CHUNK - have : READ_CHUNK;
         size_t want = s->high_water - pending;
-        if (want > READ_CHUNK)
-            want = READ_CHUNK;
+        if (want > chunk)
+            want = chunk;
         if (pool_reserve(s->pool, &c->in, want) == -1) {
             unix_warn("pool_reserve", c->name);
             return -1;
@@ -317,6 +321,32 @@ static int conn_interest(const struct conn *c)
     return (c->paused || c->eof ? 0 : REACTOR_READ) | (out_pending(c) ? REACTOR_WRITE : 0);
 }
 
+/* Between events, the input buffer holds at most the start of a message
+ * the application is waiting to complete (a few bytes, usually).  Reading
+ * grew it to READ_CHUNK's class; move those bytes to the smallest buffer
+ * that fits, so a client that sends half a request and stops holds a few
+ * KiB, not 64.  Empty: no buffer at all. */
+static void conn_trim_input(struct conn *c)
+{
+    struct bufpool *pool = c->srv->pool;
+    if (!c->in)
+        return;
+    if (c->in->len == 0) {
+        pool_free(pool, c->in);
+        c->in = NULL;
+        return;
+    }
+    if (pool_class_size(c->in->len) >= c->in->cap)
+        return;
+    struct pool_buf *small = pool_alloc(pool, c->in->len);
+    if (!small)
+        return; /* keep the big one: still correct, just not lean */
+    memcpy(buf_tail(small), buf_data(c->in), c->in->len);
+    buf_commit(small, c->in->len);
+    pool_free(pool, c->in);
+    c->in = small;
+}
+
 /* After anything happened to c: close it, shut it down, or watch for what
  * it needs next.  c may be gone afterwards. */
 static void conn_settle(struct conn *c)
@@ -326,6 +356,7 @@ static void conn_settle(struct conn *c)
         conn_free(c);
         return;
     }
+    conn_trim_input(c);
     if (c->draining && !c->wr_shut && !c->eof && out_pending(c) == 0) {
         /* Everything owed is in the kernel: the client reads it, then EOF. */
         if (shutdown(c->fd, SHUT_WR) == -1) {
