@@ -45,9 +45,8 @@ static void install_reaper(void)
      * a zeroed struct sigaction, sa_handler = sigchld_handler, an empty
      * sa_mask (sigemptyset), sa_flags = SA_RESTART | SA_NOCLDSTOP.
      * On failure: unix_error("sigaction", "SIGCHLD"). */
-    fprintf(stderr, "TODO 1: install_reaper() is not written yet\n");
-    exit(1);
-    sigchld_handler(SIGCHLD); /* (only here to keep the compiler quiet) */
+    (void)sigchld_handler;
+    app_error("TODO 1: install_reaper() is not written yet");
 }
 
 /* ---------- the service --------------------------------------------------- */
@@ -97,19 +96,18 @@ int main(int argc, char **argv)
 
         int connfd = Accept(listenfd, (struct sockaddr *)&peer, &len);
         if (opts.verbose)
-            fprintf(stderr, "connect %s\n", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+            err_msg("connect %s", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
         /* TODO 3: fork().
          *   -1: unix_warn("fork", ...), close(connfd), continue: one
          *       client we cannot serve must not stop the server.
          *    0: the child.  close(listenfd) (children never accept),
          *       serve_client(connfd), close(connfd), with -v log
-         *       "close ADDR:PORT" (name) to stderr, then _exit(0): a child
+         *       "close ADDR:PORT" (err_msg, with name), then _exit(0): a child
          *       that returns into this loop would start accepting too.
          *   >0: the parent.  close(connfd): the child has its own copy,
          *       and the parent's copy would keep the connection open (the
          *       client would never see EOF).  Then accept the next. */
-        fprintf(stderr, "TODO 3: fork() is not written yet\n");
-        exit(1);
-        serve_client(connfd); /* (only here to keep the compiler quiet) */
+        (void)serve_client;
+        app_error("TODO 3: fork() is not written yet (connection fd %d)", connfd);
     }
 }

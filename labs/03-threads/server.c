@@ -65,10 +65,10 @@ static void *client_thread(void *arg)
      * global), remember the peer's name first (peer_str), since after a
      * reset it is gone.  serve_client(connfd), then close(connfd): the
      * threads share one fd table, so this is the only copy and nobody
-     * else will close it.  With -v, log "close ADDR:PORT" to stderr.
-     * Return NULL, which ends the thread. */
+     * else will close it.  With -v, log "close ADDR:PORT" to stderr
+     * (err_msg).  Return NULL, which ends the thread. */
     (void)arg;
-    (void)serve_client; /* (only here to keep the compiler quiet) */
+    (void)serve_client;
     return NULL;
 }
 
@@ -87,8 +87,7 @@ int main(int argc, char **argv)
      * only a detached thread's stack is freed when it returns.  Both calls
      * return an error number (not -1 and errno): on failure,
      * posix_error(rc, "pthread_attr", "detached"). */
-    fprintf(stderr, "TODO 1: the detached thread attributes are not set up yet\n");
-    exit(1);
+    app_error("TODO 1: the detached thread attributes are not set up yet");
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
     Announce_listening(listenfd);
@@ -100,19 +99,18 @@ int main(int argc, char **argv)
 
         int connfd = Accept(listenfd, (struct sockaddr *)&peer, &len);
         if (opts.verbose)
-            fprintf(stderr, "connect %s\n", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+            err_msg("connect %s", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
         /* TODO 3: start a thread for this client with pthread_create(&tid,
          * &attr, client_thread, (void *)(intptr_t)connfd): the fd travels
          * by value inside the pointer.  Never pass &connfd: every thread
          * would get the address of this one variable, which the next
          * accept() overwrites before the thread has read it.
-         * pthread_create() returns an error number: on failure set errno
-         * to it, unix_warn("pthread_create", ...), close(connfd) and go
-         * on accepting (one client we cannot serve must not stop the
+         * pthread_create() returns an error number: on failure report
+         * it with posix_warn(rc, "pthread_create", ...), close(connfd) and
+         * go on accepting (one client we cannot serve must not stop the
          * server).  Do not close connfd after a successful create: the
          * thread owns it now. */
-        fprintf(stderr, "TODO 3: the client threads are not started yet\n");
-        exit(1);
-        client_thread((void *)(intptr_t)connfd); /* (only here to keep the compiler quiet) */
+        (void)client_thread;
+        app_error("TODO 3: no thread is started for connection fd %d yet", connfd);
     }
 }

@@ -39,10 +39,8 @@ int main(int argc, char **argv)
         Writen(fd, line, (size_t)n);
         ssize_t got = Readn(fd, reply, (size_t)n);
         Writen(STDOUT_FILENO, reply, (size_t)got);
-        if (got < n) {
-            fprintf(stderr, "client: server closed the connection early\n");
-            return 1;
-        }
+        if (got < n)
+            app_error("client: server closed the connection early");
     }
 
     /* Tell the server we are done sending; keep reading what it owes. */

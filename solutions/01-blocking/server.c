@@ -92,10 +92,10 @@ int main(int argc, char **argv)
 
         int connfd = Accept(listenfd, (struct sockaddr *)&peer, &len);
         if (opts.verbose)
-            fprintf(stderr, "connect %s\n", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+            err_msg("connect %s", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
         serve_client(connfd);
         close(connfd); /* after close, the kernel sends our FIN */
         if (opts.verbose)
-            fprintf(stderr, "close %s\n", name);
+            err_msg("close %s", name);
     }
 }

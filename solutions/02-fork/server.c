@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 
         int connfd = Accept(listenfd, (struct sockaddr *)&peer, &len);
         if (opts.verbose)
-            fprintf(stderr, "connect %s\n", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+            err_msg("connect %s", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
         pid_t pid = fork();
         if (pid == -1) {
             /* Out of processes or memory: drop this client, keep serving
@@ -122,7 +122,7 @@ int main(int argc, char **argv)
             serve_client(connfd);
             close(connfd); /* after close, the kernel sends our FIN */
             if (opts.verbose)
-                fprintf(stderr, "close %s\n", name);
+                err_msg("close %s", name);
             _exit(0); /* never fall back into the accept loop */
         }
         /* The parent: the child has its own copy of connfd.  Ours would

@@ -80,7 +80,7 @@ static void *client_thread(void *arg)
     serve_client(connfd);
     close(connfd); /* the only copy: threads share main's fd table */
     if (verbose)
-        fprintf(stderr, "close %s\n", name);
+        err_msg("close %s", name);
     return NULL;
 }
 
@@ -111,14 +111,15 @@ int main(int argc, char **argv)
 
         int connfd = Accept(listenfd, (struct sockaddr *)&peer, &len);
         if (opts.verbose)
-            fprintf(stderr, "connect %s\n", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+            err_msg("connect %s", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
         pthread_t tid;
         rc = pthread_create(&tid, &attr, client_thread, (void *)(intptr_t)connfd);
         if (rc != 0) {
             /* Out of threads or memory: drop this client, keep serving
-             * the others.  pthreads return the error instead of errno. */
-            errno = rc;
-            unix_warn("pthread_create", sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
+             * the others.  pthreads return the error instead of setting
+             * errno: posix_warn() reports that number. */
+            posix_warn(rc, "pthread_create",
+                       sockaddr_str((struct sockaddr *)&peer, name, sizeof name));
             close(connfd);
         }
     }
