@@ -75,12 +75,12 @@ static void accept_client(int listenfd)
     if (fd == -1) {
         /* EAGAIN: the client gave up between select() and accept() (the
          * listener is non-blocking, so we are told instead of stuck).
-         * EINTR, ECONNABORTED, EPROTO: nothing to do either.
+         * A signal, or a client that reset while queued
+         * (accept_error_is_transient()): nothing to do either.
          * SHORTCUT: on EMFILE/ENFILE the connection stays queued, the
          * listener stays readable, and the loop spins (and logs) until a
          * client leaves and frees an fd. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-            errno != ECONNABORTED && errno != EPROTO)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && !accept_error_is_transient(errno))
             unix_warn("accept", "listening socket");
         return;
     }
@@ -89,19 +89,19 @@ static void accept_client(int listenfd)
         /* FD_SET() on this fd would write past the end of the bitmap:
          * undefined behaviour (with _FORTIFY_SOURCE, an abort).  All we
          * can do is say no. */
-        fprintf(stderr, "refuse %s: fd %d >= FD_SETSIZE (%d)\n", name, fd, FD_SETSIZE);
+        err_msg("refuse %s: fd %d >= FD_SETSIZE (%d)", name, fd, FD_SETSIZE);
         close(fd);
         return;
     }
     table_add(fd, name);
     if (verbose)
-        fprintf(stderr, "connect %s\n", name);
+        err_msg("connect %s", name);
 }
 
 static void close_client(int fd)
 {
     if (verbose)
-        fprintf(stderr, "close %s\n", names[fd]);
+        err_msg("close %s", names[fd]);
     table_remove(fd);
     close(fd);
 }

@@ -88,12 +88,12 @@ static void accept_client(int listenfd)
     if (fd == -1) {
         /* EAGAIN: the client gave up between poll() and accept() (the
          * listener is non-blocking, so we are told instead of stuck).
-         * EINTR, ECONNABORTED, EPROTO: nothing to do either.
+         * A signal, or a client that reset while queued
+         * (accept_error_is_transient()): nothing to do either.
          * SHORTCUT: on EMFILE/ENFILE the connection stays queued, the
          * listener stays readable, and the loop spins (and logs) until a
          * client leaves and frees an fd. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-            errno != ECONNABORTED && errno != EPROTO)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && !accept_error_is_transient(errno))
             unix_warn("accept", "listening socket");
         return;
     }
@@ -105,14 +105,14 @@ static void accept_client(int listenfd)
         return;
     }
     if (verbose)
-        fprintf(stderr, "connect %s\n", name);
+        err_msg("connect %s", name);
 }
 
 static void close_client(size_t i)
 {
     int fd = pfds[i].fd;
     if (verbose)
-        fprintf(stderr, "close %s\n", names[i]);
+        err_msg("close %s", names[i]);
     table_remove(i);
     close(fd);
 }
