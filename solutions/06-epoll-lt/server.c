@@ -112,12 +112,12 @@ static void accept_client(int listenfd)
     if (fd == -1) {
         /* EAGAIN: the client gave up between epoll_wait() and accept()
          * (the listener is non-blocking, so we are told instead of
-         * stuck).  EINTR, ECONNABORTED, EPROTO: nothing to do either.
+         * stuck).  A signal, or a client that reset while queued
+         * (accept_error_is_transient()): nothing to do either.
          * SHORTCUT: on EMFILE/ENFILE the connection stays queued, the
          * listener stays ready (level-triggered), and the loop spins (and
          * logs) until a client leaves and frees an fd. */
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-            errno != ECONNABORTED && errno != EPROTO)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && !accept_error_is_transient(errno))
             unix_warn("accept", "listening socket");
         return;
     }
@@ -130,13 +130,13 @@ static void accept_client(int listenfd)
         return;
     }
     if (verbose)
-        fprintf(stderr, "connect %s\n", name);
+        err_msg("connect %s", name);
 }
 
 static void close_client(int fd)
 {
     if (verbose)
-        fprintf(stderr, "close %s\n", names[fd]);
+        err_msg("close %s", names[fd]);
     table_remove(fd);
     close(fd);
 }
@@ -183,16 +183,12 @@ int main(int argc, char **argv)
     Ignore_sigpipe(); /* belt and braces: writen() already uses MSG_NOSIGNAL */
 
     /* SIGINT/SIGTERM set stop_requested.  They stay blocked except inside
-     * epoll_pwait(), which unblocks them atomically for the wait: a signal
-     * arriving just before the wait would otherwise be noticed only at the
-     * next event. */
-    sigset_t stop_sigs, wait_mask;
-    sigemptyset(&stop_sigs);
-    sigaddset(&stop_sigs, SIGINT);
-    sigaddset(&stop_sigs, SIGTERM);
+     * epoll_pwait(), which installs wait_mask (the same mask without them)
+     * atomically for the wait: a signal arriving just before the wait
+     * would otherwise be noticed only at the next event. */
+    sigset_t wait_mask;
     On_stop_signals(on_stop);
-    if (sigprocmask(SIG_BLOCK, &stop_sigs, &wait_mask) == -1)
-        unix_error("sigprocmask", NULL);
+    Block_stop_signals(&wait_mask);
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
     /* "Readable" is a hint, not a promise: a client may reset between the
