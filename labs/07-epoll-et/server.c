@@ -32,7 +32,6 @@
 #include "wrap.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -93,14 +92,13 @@ static int table_add(int fd, const char *name)
         clients = q;
         cap = ncap;
     }
-    /* TODO 1: register fd with epoll, edge-triggered:
-     * ev.events = EPOLLIN | EPOLLET, ev.data.fd = fd;
-     * epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev); return -1 if it fails.
-     * Remember what you registered: c->events = ev.events (below, after the
-     * slot is cleared).  Then free the output buffer in table_remove(). */
-    fprintf(stderr, "TODO 1: table_add() does not register fd %d with epoll yet\n", fd);
-    exit(1);
     struct epoll_event ev = {.events = 0, .data.fd = fd};
+    /* TODO 1: register fd with epoll, edge-triggered: set ev.events to
+     * EPOLLIN | EPOLLET, then epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+     * return -1 if it fails.  The lines below clear the slot and remember
+     * what you registered (c->events).  Then free the output buffer in
+     * table_remove(). */
+    app_error("TODO 1: table_add() does not register fd %d with epoll yet", fd);
     struct client *c = &clients[fd];
     memset(c, 0, sizeof *c);
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -124,7 +122,8 @@ static void table_remove(int fd)
 /* An fd held in reserve for EMFILE.  With the fd table full, accept()
  * fails and the connection stays queued; edge-triggered, nothing reports
  * it again, and the client waits forever.  Giving up the spare lets us
- * accept it and close it at once, so it hears "no" (EOF) instead. */
+ * accept it and close it at once, so it hears "no" (EOF) instead
+ * (spare_fd_refuse() in common/ does exactly that). */
 static int spare_fd = -1;
 
 /* Accept every queued connection: one edge may stand for many. */
@@ -135,26 +134,28 @@ static void accept_clients(int listenfd)
      *     (reset len = sizeof peer before each call).  The new socket is
      *     born non-blocking: with EPOLLET you read it until EAGAIN, and a
      *     blocking socket would block there instead.
-     *   - EINTR, ECONNABORTED, EPROTO: continue.  EAGAIN/EWOULDBLOCK: the
-     *     queue is empty, return: this edge is used up.
-     *   - EMFILE/ENFILE with spare_fd >= 0: unix_warn once per call; close
-     *     the spare, accept(listenfd, NULL, NULL) and close what it returns,
-     *     reopen the spare (open("/dev/null", O_RDONLY | O_CLOEXEC)).  If
-     *     that accept failed with EAGAIN, return: the queue is empty (a
-     *     full fd table says EMFILE even when nobody is waiting).
-     *     Otherwise continue.
+     *   - EAGAIN/EWOULDBLOCK: the queue is empty, return: this edge is
+     *     used up.  accept_error_is_transient(errno) (a signal, a client
+     *     that gave up): continue.
+     *   - EMFILE/ENFILE: r = spare_fd_refuse(listenfd, &spare_fd), which
+     *     closes the spare, accepts one client and closes it at once, and
+     *     reopens the spare.  r == 1 (a client was refused): err_msg() once
+     *     per call that you are refusing clients, continue.  r == 0: the
+     *     queue is empty, return (a full fd table says EMFILE even when
+     *     nobody is waiting, so only this can tell).  r == -1: continue if
+     *     accept_error_is_transient(errno), else unix_warn and return.
      *   - Anything else: unix_warn("accept4", "listening socket"), return.
      *   - A new client: sockaddr_str() its address, table_add(fd, name)
-     *     (on failure unix_warn and close it), with -v log "connect NAME". */
-    fprintf(stderr, "TODO 2: accept_clients() is not written yet (listener %d, spare %d)\n",
-            listenfd, spare_fd);
-    exit(1);
+     *     (on failure unix_warn and close it), with -v log "connect NAME"
+     *     (err_msg). */
+    app_error("TODO 2: accept_clients() is not written yet (listener %d, spare %d)", listenfd,
+              spare_fd);
 }
 
 static void close_client(int fd)
 {
     if (verbose)
-        fprintf(stderr, "close %s\n", clients[fd].name);
+        err_msg("close %s", clients[fd].name);
     table_remove(fd);
     close(fd);
 }
@@ -197,8 +198,7 @@ static int out_flush(int fd, struct client *c)
      * ECONNRESET: return -1; anything else: unix_warn, return -1. */
     (void)fd;
     (void)c;
-    fprintf(stderr, "TODO 3: out_flush() is not written yet\n");
-    exit(1);
+    app_error("TODO 3: out_flush() is not written yet");
 }
 
 /* ---------- the service -------------------------------------------------------- */
@@ -218,9 +218,9 @@ static int read_input(int fd, struct client *c)
      *   - After READS_PER_EVENT reads without EAGAIN: return 1 ("maybe
      *     more"): the caller re-arms the fd so this client waits its turn. */
     (void)fd;
-    fprintf(stderr, "TODO 4: read_input() is not written yet\n");
-    exit(1);
-    return out_reserve(c); /* (only here to keep the compiler quiet) */
+    (void)c;
+    (void)out_reserve;
+    app_error("TODO 4: read_input() is not written yet");
 }
 
 /* Serve one event on a client.  Returns 0 to keep the client, -1 to close
@@ -240,11 +240,9 @@ static int serve_client(int fd, uint32_t ready)
      *     fresh event.
      *   - return 0. */
     (void)ready;
-    fprintf(stderr, "TODO 5: serve_client() is not written yet\n");
-    exit(1);
-    if (read_input(fd, &clients[fd]) == -1) /* (only here to keep the compiler quiet) */
-        return -1;
-    return out_flush(fd, &clients[fd]);
+    (void)read_input;
+    (void)out_flush;
+    app_error("TODO 5: serve_client() is not written yet (fd %d)", fd);
 }
 
 /* ---------- main ------------------------------------------------------------------ */
@@ -257,24 +255,20 @@ int main(int argc, char **argv)
     Ignore_sigpipe(); /* belt and braces: send() already uses MSG_NOSIGNAL */
 
     /* SIGINT/SIGTERM set stop_requested.  They stay blocked except inside
-     * epoll_pwait(), which unblocks them atomically for the wait: a signal
-     * arriving just before the wait would otherwise be noticed only at the
-     * next event. */
-    sigset_t stop_sigs, wait_mask;
-    sigemptyset(&stop_sigs);
-    sigaddset(&stop_sigs, SIGINT);
-    sigaddset(&stop_sigs, SIGTERM);
+     * epoll_pwait(), which installs wait_mask (the same mask without them)
+     * atomically for the wait: a signal arriving just before the wait
+     * would otherwise be noticed only at the next event. */
+    sigset_t wait_mask;
     On_stop_signals(on_stop);
-    if (sigprocmask(SIG_BLOCK, &stop_sigs, &wait_mask) == -1)
-        unix_error("sigprocmask", NULL);
+    Block_stop_signals(&wait_mask);
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
     /* Edge-triggered, the accept loop runs until EAGAIN: the listener
      * must be non-blocking or the last accept() would never return. */
     Set_nonblocking(listenfd);
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    spare_fd = spare_fd_open();
     if (spare_fd == -1)
-        unix_error("open", "/dev/null");
+        unix_error("open", "/dev/null (the spare fd)");
     Announce_listening(listenfd);
 
     epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -31,7 +31,6 @@
 #include "wrap.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,13 +117,14 @@ static void table_remove(int fd)
 /* An fd held in reserve for EMFILE.  With the fd table full, accept()
  * fails and the connection stays queued; edge-triggered, nothing reports
  * it again, and the client waits forever.  Giving up the spare lets us
- * accept it and close it at once, so it hears "no" (EOF) instead. */
+ * accept it and close it at once, so it hears "no" (EOF) instead
+ * (spare_fd_refuse() in common/ does exactly that). */
 static int spare_fd = -1;
 
 /* Accept every queued connection: one edge may stand for many. */
 static void accept_clients(int listenfd)
 {
-    int warned = 0;
+    int refused = 0;
 
     for (;;) {
         struct sockaddr_storage peer;
@@ -133,25 +133,29 @@ static void accept_clients(int listenfd)
 
         int fd = accept4(listenfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK);
         if (fd == -1) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-                continue; /* a client that gave up is not our error */
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return; /* the queue is empty: this edge is used up */
-            if ((errno == EMFILE || errno == ENFILE) && spare_fd >= 0) {
-                if (!warned++)
-                    unix_warn("accept4", "listening socket (closing new clients)");
-                close(spare_fd);
-                fd = accept(listenfd, NULL, NULL);
-                int empty = fd == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
-                if (fd >= 0)
-                    close(fd);
-                spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (accept_error_is_transient(errno))
+                continue; /* a signal, or a client that gave up */
+            if (errno == EMFILE || errno == ENFILE) {
                 /* accept() takes a free fd BEFORE it looks at the queue,
                  * so a full table says EMFILE even when no one waits:
-                 * only this accept, with an fd free, can say "empty". */
-                if (empty)
+                 * only the accept made with the spare's fd can say
+                 * "empty" (0). */
+                int r = spare_fd_refuse(listenfd, &spare_fd);
+                if (r == 1) {
+                    if (!refused++) /* once per edge, not once per client */
+                        err_msg("accept4: out of fds: closing new clients");
+                    continue;
+                }
+                if (r == 0)
                     return;
-                continue;
+                if (accept_error_is_transient(errno))
+                    continue;
+                /* EMFILE again: no spare to give up (its reopen failed);
+                 * the next connection raises another edge. */
+                unix_warn("accept", "listening socket (out of fds, no spare left)");
+                return;
             }
             /* Anything else: give up on this edge; the next connection
              * raises another one. */
@@ -165,14 +169,14 @@ static void accept_clients(int listenfd)
             continue;
         }
         if (verbose)
-            fprintf(stderr, "connect %s\n", name);
+            err_msg("connect %s", name);
     }
 }
 
 static void close_client(int fd)
 {
     if (verbose)
-        fprintf(stderr, "close %s\n", clients[fd].name);
+        err_msg("close %s", clients[fd].name);
     table_remove(fd);
     close(fd);
 }
@@ -301,24 +305,20 @@ int main(int argc, char **argv)
     Ignore_sigpipe(); /* belt and braces: send() already uses MSG_NOSIGNAL */
 
     /* SIGINT/SIGTERM set stop_requested.  They stay blocked except inside
-     * epoll_pwait(), which unblocks them atomically for the wait: a signal
-     * arriving just before the wait would otherwise be noticed only at the
-     * next event. */
-    sigset_t stop_sigs, wait_mask;
-    sigemptyset(&stop_sigs);
-    sigaddset(&stop_sigs, SIGINT);
-    sigaddset(&stop_sigs, SIGTERM);
+     * epoll_pwait(), which installs wait_mask (the same mask without them)
+     * atomically for the wait: a signal arriving just before the wait
+     * would otherwise be noticed only at the next event. */
+    sigset_t wait_mask;
     On_stop_signals(on_stop);
-    if (sigprocmask(SIG_BLOCK, &stop_sigs, &wait_mask) == -1)
-        unix_error("sigprocmask", NULL);
+    Block_stop_signals(&wait_mask);
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
     /* Edge-triggered, the accept loop runs until EAGAIN: the listener
      * must be non-blocking or the last accept() would never return. */
     Set_nonblocking(listenfd);
-    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    spare_fd = spare_fd_open();
     if (spare_fd == -1)
-        unix_error("open", "/dev/null");
+        unix_error("open", "/dev/null (the spare fd)");
     Announce_listening(listenfd);
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
