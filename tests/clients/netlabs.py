@@ -1,8 +1,9 @@
 """netlabs.py - what every test client shares (python3 standard library only).
 
 A client script is a scenario: it connects to a server speaking the
-uppercase-echo service (SPEC section 2), does one thing a real client might do,
-checks every byte that comes back, and exits:
+uppercase-echo service (GUIDE.md, "The service and the command line"), does
+one thing a real client might do, checks every byte that comes back, and
+exits:
 
     0  pass            (one "ok: ..." line on stdout)
     1  check failed    ("FAIL: ..." on stderr: expected vs got, the first
