@@ -53,7 +53,8 @@ void parse_args(int argc, char **argv, struct server_opts *opts);
 
 /* ---------- error reporters ---------------------------------------------- */
 
-/* Every reporter writes one whole line to stderr with a single write, so
+/* Every reporter writes its whole line to stderr with a single write (up
+ * to 1 KiB; a longer one is still written whole under stdio's lock), so
  * lines from several threads or processes (lab 02's children) do not mix.
  * The ones that return leave errno as they found it: the caller may still
  * be deciding what to do about the error it just reported. */
@@ -68,7 +69,7 @@ void unix_error(const char *call, const char *object) __attribute__((noreturn));
 void unix_warnf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* For functions that return an error number instead of setting errno
  * (pthreads): "call: object: strerror(code)".  posix_warn() returns,
- * posix_error() exits(1). */
+ * posix_error() then exits with status 1. */
 void posix_warn(int code, const char *call, const char *object);
 void posix_error(int code, const char *call, const char *object)
     __attribute__((noreturn));
@@ -197,6 +198,7 @@ int spare_fd_refuse(int listenfd, int *spare);
  * they wait: a stop signal is then delivered inside the wait (EINTR) and
  * nowhere else, so one arriving just before the wait is not missed until
  * the next event.  Install the handler (on_stop_signals) as well.
+ * waitmask may be NULL (signalfd users wait for no signal at all).
  * 0, or -1 with errno set. */
 int block_stop_signals(sigset_t *waitmask);
 
