@@ -13,7 +13,6 @@
 #include "conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -442,24 +441,23 @@ static void accept_cb(struct reactor *r, int fd, int events, void *arg)
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return; /* drained: edge-triggered needs exactly this */
-        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            continue;
-        if ((errno == EMFILE || errno == ENFILE) && s->spare_fd >= 0) {
+        if (accept_error_is_transient(errno))
+            continue; /* that client gave up: the next one */
+        if (errno == EMFILE || errno == ENFILE) {
             /* Out of fds.  Leaving the client in the queue would make the
-             * listening socket ready forever; accept it with the spare fd
-             * and close it at once, so it learns now.  accept() says
-             * EMFILE even when the queue is empty (it takes the fd number
-             * first), so an EAGAIN here is the end of the queue. */
-            close(s->spare_fd);
-            int victim = accept(fd, NULL, NULL);
-            if (victim >= 0)
-                close(victim); /* before reopening: it holds the spare's slot */
-            s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-            if (victim == -1)
-                return;
-            if (!refused++) /* once per event, not once per client */
-                err_msg("accept: out of fds, refusing new clients");
-            continue;
+             * listening socket ready forever (a busy loop, edge-triggered
+             * or not); give up the spare fd to accept it and close it at
+             * once, so it learns now (common/wrap.h explains the trick). */
+            int r = spare_fd_refuse(fd, &s->spare_fd);
+            if (r == 1) {
+                if (!refused++) /* once per event, not once per client */
+                    err_msg("accept: out of fds, refusing new clients");
+                continue;
+            }
+            if (r == 0)
+                return; /* nobody else waiting */
+            if (accept_error_is_transient(errno))
+                continue;
         }
         unix_warn("accept", "listening socket");
         return;
@@ -472,7 +470,7 @@ int conn_server_start(struct conn_server *s, int listenfd)
     s->nconns = 0;
     s->conns = NULL;
     s->linger_head = s->linger_tail = NULL;
-    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    s->spare_fd = spare_fd_open();
     s->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (s->spare_fd == -1 || s->linger_fd == -1 || set_nonblocking(listenfd) == -1 ||
         reactor_add(s->r, s->linger_fd, REACTOR_READ, linger_cb, s) == -1 ||
