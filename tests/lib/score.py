@@ -160,6 +160,97 @@ def why(diag):
     return f"{step} ({where})" if step and where else step
 
 
+# ---------- what a student may see ---------------------------------------------------------
+# The build log and the tests' output are shown to the student.  Two things
+# must not reach them: what the grader keeps secret (the hidden suites, the
+# reference solutions), which a compiler quotes when a submission
+# #includes it and a server could print where the tests do not hide it,
+# and the grader's temporary paths, which mean nothing once grading is over.
+
+GCC_DIAG = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?:\d+:)? ?(?P<kind>fatal error|error|warning|note)\b")
+GUTTER = re.compile(r"^\s*\d*\s*\|")
+LAST_WORDS = re.compile(r"last words: '(.*)'")
+SECRET_LINE = "(a line of a file the grader keeps to itself: not shown)"
+
+
+def file_lines(paths):
+    out = set()
+    for p in paths:
+        try:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                out |= {line.strip() for line in f}
+        except OSError:
+            pass
+    return out
+
+
+class Redactor:
+    def __init__(self, work, metas):
+        self.work = os.path.abspath(work)
+        glob = __import__("glob").glob
+        secret = [m["suite.hidden"] for m in metas if m.get("suite.hidden")]
+        secret += glob(os.path.join(ROOT, "solutions", "*", "*.[ch]"))
+        secret += glob(os.path.join(ROOT, "tests", "hidden", "*"))
+        public = glob(os.path.join(self.work, "tree", "labs", "*", "*.[ch]"))
+        public += glob(os.path.join(ROOT, "labs", "*", "*")) + glob(os.path.join(ROOT, "common", "*"))
+        public += glob(os.path.join(ROOT, "tests", "*.bats"))
+        self.secret = {l for l in file_lines(secret) - file_lines(public) if len(l) >= 10}
+        self.given = {m["lab"]: m.get("given.server", "") for m in metas}
+        w = re.escape(self.work)
+        self.paths = [
+            (re.compile(w + r"/bin/([^/\s'\"]+)/(server|client)\b"), r"build/plain/labs/\1/\2"),
+            (re.compile(w + r"/given/([^/\s'\"]+)/server\b"),
+             lambda m: self.given.get(m.group(1)) or "SERVER"),
+            (re.compile(w + r"/tree/"), ""),
+            (re.compile(w + r"/hidden/[^/\s'\"]+/suite/"), "tests/hidden/"),
+            (re.compile(w + r"/hidden/[^/\s'\"]+/"), ""),
+            (re.compile(re.escape(ROOT) + "/"), ""),
+            (re.compile(w), "<the grading directory>"),
+        ]
+
+    def is_secret(self, line):
+        t = GUTTER.sub("", line.strip().lstrip("#").strip()).strip()
+        if t in self.secret:
+            return True
+        m = LAST_WORDS.search(line)
+        return bool(m and m.group(1).strip() in self.secret)
+
+    def text(self, s):
+        if not s:
+            return s
+        for rx, to in self.paths:
+            s = rx.sub(to, s)
+        return "\n".join(SECRET_LINE if self.is_secret(l) else l for l in s.split("\n"))
+
+    @staticmethod
+    def allowed(path):
+        """A file the student may see quoted: their own, common/, the system's."""
+        if ".." in path.split("/"):
+            return False
+        return (path.startswith(("labs/", "common/", "<", "/usr/include/", "/usr/lib/gcc/",
+                                 "/usr/local/include/")) and not path.startswith("labs/../"))
+
+    def build_log(self, log):
+        out, hiding = [], False
+        for line in log.split("\n"):
+            m = GCC_DIAG.match(line)
+            if m:
+                path = m.group("path")
+                if path.startswith(self.work + "/tree/"):
+                    path = path[len(self.work + "/tree/"):]
+                hiding = not self.allowed(path)
+                if hiding:
+                    out.append(f"{path}:{m.group('line')}: {m.group('kind')} in a file that is not "
+                               "part of your submission (not shown)")
+                    continue
+            elif hiding and GUTTER.match(line):
+                continue
+            else:
+                hiding = False
+            out.append(line)
+        return self.text("\n".join(out))
+
+
 # ---------- one run -----------------------------------------------------------------------
 
 def read_meta(path):
@@ -174,15 +265,19 @@ def read_meta(path):
 
 def collect(work):
     labs = []
-    for d in sorted(os.listdir(os.path.join(work, "labs"))):
+    dirs = sorted(os.listdir(os.path.join(work, "labs")))
+    metas = [read_meta(os.path.join(work, "labs", d, "meta")) for d in dirs]
+    red = Redactor(work, metas)
+    for d, meta in zip(dirs, metas):
         ldir = os.path.join(work, "labs", d)
-        meta = read_meta(os.path.join(ldir, "meta"))
+        if meta.get("base.why"):
+            meta["base.why"] = red.text(meta["base.why"])
         lab = meta["lab"]
         weights = load_weights(lab)
         build_log = ""
         if os.path.exists(os.path.join(ldir, "build.log")):
             with open(os.path.join(ldir, "build.log"), encoding="utf-8", errors="replace") as f:
-                build_log = f.read()
+                build_log = red.build_log(f.read())
         tests = []
         for kind in ("visible", "hidden"):
             suite = meta.get("suite." + kind)
@@ -210,6 +305,7 @@ def collect(work):
                     t.update(passed=False, why=reason, output=reason)
                 else:
                     ok, ms, diag = results[name]
+                    diag = red.text("\n".join(diag)).split("\n") if diag else []
                     t.update(passed=ok, ms=ms, why="" if ok else why(diag),
                              output="\n".join(diag))
                 if not t["passed"] and meta.get("build") == "ok" and meta.get("base.why"):
