@@ -1,0 +1,1 @@
+#include "@ROOT@/solutions/01-blocking/client.c"
