@@ -4,9 +4,16 @@
  *
  * The same loop as lab 04 with a different question format: an array of
  * struct pollfd of any length, where what we ask for (events) and what the
- * kernel answers (revents) are separate fields.  The array grows with
- * realloc(), so the only limit on clients is the fd limit.
- * Read labs/05-poll/README.md first.
+ * kernel answers (revents) are separate fields.  The only limit on clients
+ * is the fd limit.  Read labs/05-poll/README.md first.
+ *
+ * Given: main()'s setup (arguments, SIGPIPE, the non-blocking listener,
+ *        the listener put in slot 0), close_client(), the table's
+ *        variables and the invariants they keep.
+ * Yours: TODO 1 table_add() and table_remove(), TODO 2 the event loop in
+ *        main(), TODO 3 accept_client(), TODO 4 serve_client().  Each TODO
+ *        says what the code must guarantee, not how to write it; the
+ *        handout's "Hints" section has the steps, if you want them.
  *
  * The starter compiles and runs, but stops at the first TODO.
  * Build with `make`, test with `make grade LAB=05`.
@@ -28,50 +35,56 @@ static int verbose; /* -v: log connects and closes */
 
 /* ---------- the client table ----------------------------------------------- */
 
-/* pfds[0] is the listener, pfds[1..npfds-1] the clients, with no holes:
- * poll() gets exactly the fds we watch.  names[i] is the peer of pfds[i],
- * for the log.  Both arrays grow together with realloc(). */
+/* The table: two parallel arrays indexed by slot, not by fd.  Whenever the
+ * loop is about to call poll():
+ *   - pfds[0 .. npfds-1] are exactly the fds the server serves, each asking
+ *     for input: the listener in slot 0, one open client per other slot,
+ *     no hole and no fd that has been closed (poll() reports a closed fd
+ *     at once, on every call: a busy loop);
+ *   - names[i] is the peer of pfds[i], for the log;
+ *   - both arrays have room for cap entries (npfds <= cap), allocated
+ *     with malloc/realloc: no fixed size, the tests connect 3,000
+ *     clients. */
 static struct pollfd *pfds;
 static char (*names)[ADDR_STRLEN];
 static size_t npfds, cap;
 
-/* 0, or -1 with errno ENOMEM (the caller refuses that client). */
+/* fd joins the table, with its peer's name: 0, or -1 with errno ENOMEM and
+ * the table as it was (the caller refuses that client). */
 static int table_add(int fd, const char *name)
 {
-    /* TODO 1: append fd to the table.
-     *   - If npfds == cap, grow BOTH arrays (double cap; start at 64) with
-     *     realloc(); if realloc() returns NULL, return -1 (the old array is
-     *     still valid: keep it).  No fixed-size array: the tests connect
-     *     3,000 clients.
-     *   - Fill pfds[npfds]: fd, events = POLLIN, revents = 0; copy name
-     *     into names[npfds]; npfds++; return 0.
-     * Then write table_remove(). */
+    /* TODO 1: keep the invariants above when fd joins, growing the arrays
+     * as needed without ever losing the table when memory runs out; and
+     * when slot i leaves (table_remove(), below), in O(1). */
     (void)fd;
     (void)name;
     app_error("TODO 1: table_add() is not written yet");
 }
 
+/* Slot i leaves the table (the caller closes its fd right after); every
+ * other entry stays watched, with its own name, though its slot may change. */
 static void table_remove(size_t i)
 {
-    /* TODO 1 (continued): remove slot i by moving the LAST entry (pfds and
-     * names) into it and decrementing npfds.  A closed fd left in the array
-     * comes back from every poll() at once with POLLNVAL: a busy loop. */
+    /* TODO 1 (continued) */
     (void)i;
 }
 
 /* ---------- connections ------------------------------------------------------ */
 
+/* The listener is readable: accept one client. */
 static void accept_client(int listenfd)
 {
-    /* TODO 3: accept() ONE connection (lowercase accept: never exit here).
-     *   - On failure, return.  EAGAIN/EWOULDBLOCK (nobody waiting any more)
-     *     and every errno accept_error_is_transient() calls transient (a
-     *     signal, a client that gave up) are normal; unix_warn() anything
-     *     else.
-     *   - Format the peer address with sockaddr_str().
-     *   - table_add() it; if that fails (out of memory), unix_warn() and
-     *     close() it: refuse this client, keep the others.
-     *   - With -v print "connect ADDR:PORT". */
+    /* TODO 3: accept ONE waiting connection and add it to the table.
+     * Contract:
+     *   - never exits, never blocks: the listener is non-blocking, and a
+     *     client that gave up between poll() and here, or a signal, is
+     *     normal life (nothing to log: accept_error_is_transient() lists
+     *     those errors, and EAGAIN means nobody is waiting); any other
+     *     failure is logged and costs no one but that client;
+     *   - when the table cannot grow (out of memory), that client is
+     *     refused (closed, logged) and every other client keeps being
+     *     served;
+     *   - with -v, a client that joins is logged as "connect ADDR:PORT". */
     (void)listenfd;
     app_error("TODO 3: accept_client() is not written yet");
 }
@@ -90,13 +103,14 @@ static void close_client(size_t i)
 /* Serve one ready client.  Returns 0 to keep the client, -1 to close it. */
 static int serve_client(int fd, const char *name)
 {
-    /* TODO 4: ONE read() of up to BUF_SIZE bytes (retry EINTR), never a
-     * loop until EOF: the next read could block the whole server.
-     *   - 0 (EOF): return -1.
-     *   - -1: unix_warn("read", name) unless ECONNRESET; return -1.
-     *   - upcase() the bytes and writen() them all; if that fails,
-     *     unix_warn("write", name) unless EPIPE/ECONNRESET; return -1.
-     *   - return 0. */
+    /* TODO 4: lab 04's contract, unchanged:
+     *   - never waits for the client to send more: poll() promised that
+     *     ONE read() would not block, and nothing more;
+     *   - every byte read goes back, uppercased, before it returns (the
+     *     write may block: the admitted shortcut until lab 07);
+     *   - returns -1 when the client must be closed: it sent EOF, it reset
+     *     (ECONNRESET, EPIPE: its right, not worth a log line), or anything
+     *     else failed (logged with the client's name); survives EINTR. */
     (void)fd;
     (void)name;
     app_error("TODO 4: serve_client() is not written yet");
@@ -122,17 +136,18 @@ int main(int argc, char **argv)
         unix_error("realloc", "client table");
 
     for (;;) {
-        /* TODO 2: the event loop.
-         *   - nready = poll(pfds, npfds, -1); -1 with EINTR: go round
-         *     again; any other -1: unix_error("poll", NULL).
-         *   - Scan the slots while nready > 0, FROM THE END (i = npfds - 1
-         *     down to 0): closing slot i moves the last entry into i, and
-         *     walking backwards that entry has been looked at already.
-         *   - Any nonzero revents counts (POLLIN, but also POLLHUP and
-         *     POLLERR: read() then says what happened).  Decrement nready;
-         *     slot 0 -> accept_client(listenfd); a client ->
-         *     serve_client(pfds[i].fd, names[i]), and close_client(i) if it
-         *     returns -1. */
+        /* TODO 2: the event loop.  Each round:
+         *   - waits for clients in poll() only, until some entry has
+         *     something to report; an idle server uses no CPU;
+         *   - serves every entry that reported something (revents: input,
+         *     but also an error or a hang-up, which read() then explains),
+         *     each once: slot 0 with accept_client(), a client with
+         *     serve_client(), and close_client() when that returns -1;
+         *   - a client closed during the round (which changes the table,
+         *     see table_remove()) must not make the round skip an entry
+         *     that reported something, nor serve one twice;
+         *   - survives signals (EINTR); any other poll() error means the
+         *     table is wrong: exit with a message rather than spin. */
         (void)accept_client;
         (void)serve_client;
         (void)close_client;
