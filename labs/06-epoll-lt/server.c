@@ -16,8 +16,13 @@
  * From this lab on, SIGTERM and SIGINT stop the server cleanly: every fd
  * closed and every allocation freed, exit status 0.
  *
- * accept_client(), close_client() and serve_client() are lab 05's, given.
- * You write the epoll parts (TODOs 1-3) and the clean exit (TODO 4).
+ * Given: accept_client(), close_client() and serve_client() (lab 05's),
+ *        the stop-signal handler and mask in main(), the table's
+ *        variables and the invariants they keep.
+ * Yours: TODO 1 the epoll instance, TODO 2 table_add() and
+ *        table_remove(), TODO 3 the event loop, TODO 4 the clean exit.
+ *        Each TODO says what the code must guarantee, not how to write
+ *        it; the handout's "Hints" section has the steps, if you want them.
  * Read labs/06-epoll-lt/README.md first.
  *
  * The starter compiles and runs, but stops at the first TODO.
@@ -52,39 +57,50 @@ static void on_stop(int sig)
 
 /* ---------- the client table ----------------------------------------------- */
 
-/* The kernel keeps the interest list (epfd); we keep only what it does not
- * know: each client's name for the log, indexed by fd (the kernel hands
- * out the lowest free fd, so the table stays dense).  An empty name is a
- * free slot.  The table grows with realloc() and every index is checked
- * against its size first. */
+/* The kernel keeps the interest list (epfd); the server keeps only what it
+ * does not know: each client's name for the log, indexed by fd (the kernel
+ * hands out the lowest free fd, so the table stays dense).  Whenever the
+ * loop is about to wait:
+ *   - every fd the server serves (the listener and each open client) is in
+ *     the interest list, and names[fd] is its name (the listener's is
+ *     "listener"); a slot whose name is empty ("") is free, and no fd in a
+ *     free slot, nor any closed fd, is in the interest list;
+ *   - names has room for cap slots, allocated with realloc(): any fd the
+ *     kernel hands out fits once the table has grown, and no index is used
+ *     before it is checked against cap. */
 static int epfd = -1;
 static char (*names)[ADDR_STRLEN];
 static size_t cap;
 
-/* 0, or -1 with errno set (the caller refuses that client). */
+/* fd joins the table, with its peer's name: 0, or -1 with errno set (the
+ * caller refuses that client). */
 static int table_add(int fd, const char *name)
 {
-    /* TODO 2: add fd to the table and to the interest list.
-     *   - fd < 0: errno = ERANGE, return -1.
-     *   - If fd >= cap, grow names with realloc() to a power of two (start
-     *     at 64) greater than fd; zero the new slots (memset) so they read
-     *     as free; if realloc() returns NULL, return -1 (keep the old one).
-     *   - epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) with ev.events = EPOLLIN
-     *     (level-triggered: no EPOLLET, and no EPOLLOUT: a socket is almost
-     *     always writable, so EPOLLOUT would wake you up forever) and
-     *     ev.data.fd = fd.  On failure return -1.
-     *   - Copy name into names[fd] (snprintf), return 0.
-     * Then write table_remove(). */
+    /* TODO 2: fd joins the table and the interest list, keeping the
+     * invariants above.  Contract:
+     *   - from now on every epoll_wait() reports fd for as long as it has
+     *     input to read (or an error or hang-up): level-triggered, this
+     *     lab's mode (a test checks there is no EPOLLET);
+     *   - the server is woken only for what it handles: it reads, and
+     *     never waits to write (a wakeup for nothing, on every call, is a
+     *     busy loop);
+     *   - each event must lead back to fd and its name;
+     *   - returns 0, or -1 with errno set (a negative fd: ERANGE; out of
+     *     memory; epoll_ctl failed) and the table as it was: the caller
+     *     refuses that client, every other client goes on.
+     * Then table_remove(), below. */
     (void)fd;
     (void)name;
     app_error("TODO 2: table_add() is not written yet");
 }
 
+/* fd leaves the table; the caller closes it right after. */
 static void table_remove(int fd)
 {
-    /* TODO 2 (continued): epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL)
-     * (unix_warn on failure), then mark the slot free: names[fd][0] = 0.
-     * The caller closes fd afterwards. */
+    /* TODO 2 (continued): fd leaves the interest list and its slot is free,
+     * before the caller closes it (the interest list holds the open socket,
+     * not the number: close() alone does not always take it out).  A
+     * failure is logged, not fatal. */
     (void)fd;
 }
 
@@ -185,25 +201,27 @@ int main(int argc, char **argv)
     Set_nonblocking(listenfd);
     Announce_listening(listenfd);
 
-    /* TODO 1: create the epoll instance: epfd = epoll_create1(EPOLL_CLOEXEC);
-     * unix_error("epoll_create1", NULL) if it fails.  Then put the
-     * listener in the table and the interest list (given below). */
+    /* TODO 1: epfd becomes a new epoll instance, not inherited by a
+     * program this one might exec.  This is setup: if it fails, exit with
+     * a message.  (The listener then joins the table, below.) */
     app_error("TODO 1: epoll_create1() is not called yet (epfd %d, table size %zu)", epfd, cap);
     if (table_add(listenfd, "listener") == -1)
         unix_error("table_add", "listening socket");
 
     struct epoll_event events[MAX_EVENTS];
     while (!stop_requested) {
-        /* TODO 3: the event loop.
-         *   - nready = epoll_pwait(epfd, events, MAX_EVENTS, -1, &wait_mask)
-         *     (epoll_wait plus "unblock the stop signals while waiting");
-         *     -1 with EINTR: go round again (the loop condition sees a stop
-         *     request); any other -1: unix_error("epoll_wait", NULL).
-         *   - Only the nready ready fds come back, in events[0..nready-1]:
-         *     fd = events[i].data.fd; the listener -> accept_client(listenfd);
-         *     a client -> serve_client(fd, names[fd]), and close_client(fd)
-         *     if it returns -1.  Any event counts (EPOLLIN, but also EPOLLHUP
-         *     and EPOLLERR: read() then says what happened). */
+        /* TODO 3: the event loop.  Each round:
+         *   - waits for clients in epoll only, with the stop signals
+         *     unblocked during the wait and only then (wait_mask, above):
+         *     a SIGTERM that arrives just before the wait still ends it at
+         *     once; an idle server uses no CPU;
+         *   - serves each fd epoll reported, once: the listener with
+         *     accept_client(), a client with serve_client(), and
+         *     close_client() when that returns -1.  Any event counts:
+         *     input, an error or a hang-up (read() then says which);
+         *   - a stop signal ends the loop (the rest of main cleans up);
+         *     any other failure of the wait means a bug: exit with a
+         *     message rather than spin. */
         (void)events;
         (void)accept_client;
         (void)serve_client;
@@ -211,10 +229,9 @@ int main(int argc, char **argv)
         app_error("TODO 3: the epoll_wait() loop is not written yet");
     }
 
-    /* TODO 4: a clean exit (SIGTERM/SIGINT end the loop above).  Every fd
-     * still in the table (the clients and the listener): table_remove()
-     * then close().  Then free(names) and close(epfd), and return 0.  Check
-     * with the ASan build (make SAN=address): LeakSanitizer reports any
-     * allocation still held at exit. */
+    /* TODO 4: a clean exit (SIGTERM/SIGINT end the loop above): main
+     * returns 0 with every fd it opened closed (each client, the listener,
+     * the epoll instance) and every allocation freed.  valgrind and
+     * LeakSanitizer check it (make SAN=address). */
     return 0;
 }
