@@ -15,12 +15,20 @@
  *     remember that we stopped early: nothing will remind us.
  *
  * Work per event is bounded (READS_PER_EVENT), so one client with an
- * endless stream cannot starve the others.  When we stop before EAGAIN we
- * re-arm the fd with EPOLL_CTL_MOD, which makes the kernel look at it
- * again and queue a fresh event behind everyone else's.
+ * endless stream cannot starve the others; a client left before EAGAIN
+ * must still get its turn later, although no new edge will come for it.
  *
- * The table, the output buffer's out_reserve(), close_client() and main()
- * are given; you write the new ideas (TODOs 1-5).
+ * Given: main() (the loop, lab 06's clean exit, the spare fd),
+ *        close_client(), the table's growth, the output buffer's fields
+ *        and out_reserve().
+ * Yours: TODO 1 what the server remembers per client and its
+ *        registration, TODO 2 accept_clients(), TODO 3 out_flush(),
+ *        TODO 4 read_input(), TODO 5 serve_client().  Each TODO says what
+ *        the code must guarantee, not how to write it; the handout's
+ *        "Hints" section has the steps, if you want them.  out_flush() and
+ *        read_input() are helpers only serve_client() calls: their
+ *        contracts below are one good way to split the work, and you may
+ *        choose another.
  * Read labs/07-epoll-et/README.md first.
  *
  * The starter compiles and runs, but stops at the first TODO.
@@ -64,10 +72,12 @@ static void on_stop(int sig)
  * realloc() and every index is checked against its size first. */
 struct client {
     char name[ADDR_STRLEN]; /* the peer, for the log; "" = free slot */
-    int eof;                /* it half-closed: flush what we owe, then close */
-    uint32_t events;        /* what epoll watches for this fd right now */
     char *out;              /* bytes owed to it: out[off .. off + len) */
     size_t off, len, size;
+    /* TODO 1: what else must the server remember about a client from one
+     * event to the next?  Edge-triggered, an event says only what changed:
+     * whatever you need to know later (what happened on this connection
+     * so far, what epoll is watching it for) lives here. */
 };
 
 static int epfd = -1;
@@ -92,18 +102,15 @@ static int table_add(int fd, const char *name)
         clients = q;
         cap = ncap;
     }
-    struct epoll_event ev = {.events = 0, .data.fd = fd};
-    /* TODO 1: register fd with epoll, edge-triggered: set ev.events to
-     * EPOLLIN | EPOLLET, then epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-     * return -1 if it fails.  The lines below clear the slot and remember
-     * what you registered (c->events).  Then free the output buffer in
-     * table_remove(). */
+    /* TODO 1 (continued): fd joins the interest list and gets a fresh
+     * slot (every field zero, the name copied).  Contract:
+     *   - epoll reports fd edge-triggered (a change, once) when input
+     *     arrives, and when an error or hang-up happens;
+     *   - each event must lead back to fd;
+     *   - on failure: -1 with errno set, and the slot still free (an
+     *     empty name), since the caller closes fd. */
+    (void)name;
     app_error("TODO 1: table_add() does not register fd %d with epoll yet", fd);
-    struct client *c = &clients[fd];
-    memset(c, 0, sizeof *c);
-    snprintf(c->name, sizeof c->name, "%s", name);
-    c->events = ev.events;
-    return 0;
 }
 
 static void table_remove(int fd)
@@ -112,8 +119,9 @@ static void table_remove(int fd)
      * drops it only once no other fd refers to the same socket. */
     if (epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL) == -1)
         unix_warn("epoll_ctl DEL", clients[fd].name);
-    /* TODO 1 (continued): free this client's output buffer here, or every
-     * client that leaves leaks it (LeakSanitizer says so at exit). */
+    /* TODO 1 (continued): release everything the client owns (its output
+     * buffer, and whatever you added), or every client that leaves leaks
+     * it (LeakSanitizer and valgrind say so at exit). */
     memset(&clients[fd], 0, sizeof clients[fd]);
 }
 
@@ -126,28 +134,26 @@ static void table_remove(int fd)
  * (spare_fd_refuse() in common/ does exactly that). */
 static int spare_fd = -1;
 
-/* Accept every queued connection: one edge may stand for many. */
+/* The listener reported an edge: accept the clients behind it. */
 static void accept_clients(int listenfd)
 {
-    /* TODO 2: loop until accept reports an empty queue.
-     *   - fd = accept4(listenfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK)
-     *     (reset len = sizeof peer before each call).  The new socket is
-     *     born non-blocking: with EPOLLET you read it until EAGAIN, and a
-     *     blocking socket would block there instead.
-     *   - EAGAIN/EWOULDBLOCK: the queue is empty, return: this edge is
-     *     used up.  accept_error_is_transient(errno) (a signal, a client
-     *     that gave up): continue.
-     *   - EMFILE/ENFILE: r = spare_fd_refuse(listenfd, &spare_fd), which
-     *     closes the spare, accepts one client and closes it at once, and
-     *     reopens the spare.  r == 1 (a client was refused): err_msg() once
-     *     per call that you are refusing clients, continue.  r == 0: the
-     *     queue is empty, return (a full fd table says EMFILE even when
-     *     nobody is waiting, so only this can tell).  r == -1: continue if
-     *     accept_error_is_transient(errno), else unix_warn and return.
-     *   - Anything else: unix_warn("accept4", "listening socket"), return.
-     *   - A new client: sockaddr_str() its address, table_add(fd, name)
-     *     (on failure unix_warn and close it), with -v log "connect NAME"
-     *     (err_msg). */
+    /* TODO 2: accept every connection queued behind this edge.  Contract:
+     *   - when it returns, the queue is empty (or the server has given up
+     *     on this edge after an unexpected error, logged): no new edge
+     *     comes for the clients still waiting;
+     *   - every client socket is non-blocking from birth: edge-triggered,
+     *     the server reads until EAGAIN, and on a blocking socket that
+     *     last read blocks the whole server instead;
+     *   - a client that gave up before being accepted, or a signal, is
+     *     normal life (accept_error_is_transient(): skip it, no log);
+     *   - out of fds (EMFILE, ENFILE), the clients waiting are refused
+     *     (accepted and closed at once with the spare fd:
+     *     spare_fd_refuse()), never left queued nor spun on, and said
+     *     once per call, not once per client; the call still ends when
+     *     the queue is empty, although a full fd table reports EMFILE
+     *     whether anyone is waiting or not;
+     *   - a client the table cannot take is closed (logged), the others
+     *     go on; with -v, "connect ADDR:PORT" for each one that joins. */
     app_error("TODO 2: accept_clients() is not written yet (listener %d, spare %d)", listenfd,
               spare_fd);
 }
@@ -186,16 +192,17 @@ static int out_reserve(struct client *c)
     return 0;
 }
 
-/* Send pending bytes until none are left or the socket is full (EAGAIN:
- * keep them, EPOLLOUT says when there is room).  0, or -1 if the client is
- * gone. */
+/* Send what the client is owed.  0, or -1 if the client is gone. */
 static int out_flush(int fd, struct client *c)
 {
-    /* TODO 3: while c->len > 0: w = send(fd, c->out + c->off, c->len,
-     * MSG_NOSIGNAL).  w > 0: advance (off += w, len -= w).  -1 with EINTR:
-     * again.  EAGAIN/EWOULDBLOCK: the socket is full, return 0 and KEEP
-     * the bytes (dropping them loses data; retrying at once spins).  EPIPE,
-     * ECONNRESET: return -1; anything else: unix_warn, return -1. */
+    /* TODO 3: send the pending bytes, in order, until none are left or the
+     * socket will take no more.  Contract:
+     *   - never blocks and never spins: a full socket ends the call, and
+     *     the bytes it did not take stay in the buffer, every one, for a
+     *     later event that says there is room;
+     *   - never raises SIGPIPE; survives EINTR;
+     *   - returns -1 only when the client is gone (a reset or hang-up:
+     *     quietly; anything else: logged), else 0. */
     (void)fd;
     (void)c;
     app_error("TODO 3: out_flush() is not written yet");
@@ -203,42 +210,46 @@ static int out_flush(int fd, struct client *c)
 
 /* ---------- the service -------------------------------------------------------- */
 
-/* Read until EAGAIN (the edge is used up), EOF, or READS_PER_EVENT reads.
- * The bytes go, uppercased, straight into the output buffer.  Returns 0
- * when drained, 1 when it stopped early, -1 if the client is gone. */
+/* Read what the client sent: 0 when drained, 1 when it stopped early, -1 if
+ * the client is gone. */
 static int read_input(int fd, struct client *c)
 {
-    /* TODO 4: up to READS_PER_EVENT times: out_reserve(c) (room for
-     * BUF_SIZE more bytes; on failure unix_warn, return -1), then read()
-     * up to BUF_SIZE bytes straight into c->out + c->off + c->len.
-     *   - > 0: upcase() them in place, c->len += n, go on.
-     *   - 0: EOF (the client half-closed): c->eof = 1, return 0.
-     *   - -1: EINTR again; EAGAIN/EWOULDBLOCK: drained, return 0;
-     *     ECONNRESET: return -1; anything else: unix_warn, return -1.
-     *   - After READS_PER_EVENT reads without EAGAIN: return 1 ("maybe
-     *     more"): the caller re-arms the fd so this client waits its turn. */
+    /* TODO 4: read what the client sent, uppercased, straight into its
+     * output buffer (out_reserve() makes room for BUF_SIZE more bytes).
+     * Contract:
+     *   - edge-triggered: reads until the socket says EAGAIN (0: this edge
+     *     is used up), unless EOF comes first (the client half-closed: it
+     *     still reads, and is owed every byte; remember it, return 0), or
+     *     READS_PER_EVENT reads (return 1: there may be more, and no new
+     *     edge will say so; the others get their turn first);
+     *   - returns -1 when the client is gone (a reset: quietly; no memory
+     *     for the buffer, or any other error: logged); survives EINTR. */
     (void)fd;
     (void)c;
     (void)out_reserve;
     app_error("TODO 4: read_input() is not written yet");
 }
 
-/* Serve one event on a client.  Returns 0 to keep the client, -1 to close
- * it. */
+/* Serve one event (ready: the epoll event bits) on a client.  Returns 0 to
+ * keep the client, -1 to close it. */
 static int serve_client(int fd, uint32_t ready)
 {
-    /* TODO 5: one event on client fd.
-     *   - If ready has EPOLLIN, EPOLLERR or EPOLLHUP and the client has not
-     *     half-closed (c->eof): more = read_input(); -1 -> return -1.
-     *   - out_flush(); -1 -> return -1.
-     *   - c->eof and nothing left to send: return -1 (close).  Never close
-     *     with bytes still owed.
-     *   - want = EPOLLIN | EPOLLET, plus EPOLLOUT only while c->len > 0.  If
-     *     want differs from c->events, or more == 1: epoll_ctl(epfd,
-     *     EPOLL_CTL_MOD, fd, {want, fd}) (unix_warn and -1 on failure) and
-     *     c->events = want.  A MOD re-arms the fd: still readable, it gets a
-     *     fresh event.
-     *   - return 0. */
+    /* TODO 5: one event on client fd.  Contract, when it returns:
+     *   - what the event announced has been used up: input read (an error
+     *     or hang-up counts as input: read() says what happened), pending
+     *     output sent as far as the socket takes it;
+     *   - a client that half-closed is closed (-1) once, and only once,
+     *     every byte it is owed has been sent;
+     *   - epoll watches fd for exactly what the server needs next: input
+     *     (edge-triggered), and room to write only while output is
+     *     pending (asking for it with nothing to send wakes the loop for
+     *     nothing);
+     *   - a client whose input was left before EAGAIN gets another event
+     *     later (EPOLL_CTL_MOD re-arms an fd: the kernel looks at it again
+     *     and queues a fresh event if it is ready);
+     *   - epoll_ctl() is a system call: make it when something must
+     *     change (or to re-arm), not on every event; if it fails, this
+     *     client is closed (-1, logged). */
     (void)ready;
     (void)read_input;
     (void)out_flush;
