@@ -3,6 +3,14 @@
  * YOUR TASK: TODOs 1-4.  bufpool.h is the contract: read it first, every
  * function below must do exactly what it says there.
  *
+ * Given: the pool's structs and the invariants they keep (below),
+ *        pool_create(), release_one(), pool_prealloc(), pool_destroy(),
+ *        the stats.
+ * Yours: TODO 1 class_of(), TODO 2 new_buf(), TODO 3 pool_alloc() and
+ *        pool_free(), TODO 4 pool_reserve().  Each TODO says what the code
+ *        must guarantee, not how to write it; the handout's "Hints"
+ *        section has the steps, if you want them.
+ *
  * Test it alone before the server uses it:
  *   cc -std=c11 -Wall -Wextra -g -fsanitize=address,undefined -Icommon \
  *      -o /tmp/bufpool_test tests/unit/bufpool_test.c labs/08-reactor/bufpool.c
@@ -26,6 +34,17 @@ static const size_t class_size[POOL_NCLASSES] = {
     4096, 16384, 65536, 262144, 1048576, 4194304, 8388608,
 };
 
+/* What every function below keeps true when it returns (the unit tests and
+ * the stats check it):
+ *   - cls[c].free_list links exactly cls[c].nfree buffers of class c
+ *     (through ->next), none of them in use;
+ *   - cls[c].in_use counts the class-c buffers handed out and not freed;
+ *     cls[c].peak is the highest in_use ever seen;
+ *   - held is the data bytes (cap of each buffer, not its header) of every
+ *     buffer malloc'd and not yet given back to malloc: in use plus free;
+ *     held never passes the pool's cap;
+ *   - failures counts the requests the pool refused (cap, malloc, or a
+ *     size past the largest class). */
 struct pool_class {
     struct pool_buf *free_list;
     size_t nfree;
@@ -60,9 +79,9 @@ struct bufpool *pool_create(size_t cap)
 /* The class index for size, or -1 if it is too large. */
 static int class_of(size_t size)
 {
-    /* TODO 1: return the index of the smallest class whose size is >=
-     * size (0 for size 0), or -1 if size > POOL_MAX_SIZE.  Mind the
-     * boundaries: 4096 is class 0, 4097 is class 1. */
+    /* TODO 1: the index of the smallest class that holds size bytes (a
+     * request of 0 bytes gets the smallest class), or -1 for a size no
+     * class holds.  Exact at every boundary: a class holds its own size. */
     (void)size;
     todo("TODO 1: class_of() in bufpool.c");
 }
@@ -87,12 +106,15 @@ static void release_one(struct bufpool *p, int c)
 /* A fresh buffer of class c from malloc, within the cap. */
 static struct pool_buf *new_buf(struct bufpool *p, int c)
 {
-    /* TODO 2: if p->held + the class size would pass p->cap, first
-     * release_one() free buffers of the OTHER classes (biggest first)
-     * until it fits; if it still does not fit, errno = ENOMEM and return
-     * NULL.  Then malloc(sizeof(struct pool_buf) + size) (NULL: ENOMEM),
-     * set next, cap, head, len, cls, add the size to p->held, return it.
-     * Never exit here: the server closes one connection, not itself. */
+    /* TODO 2: a new buffer of class c from malloc, header and data in one
+     * block (struct pool_buf), its fields set for an empty buffer of that
+     * class, counted in held (it is not on a free list, nor counted in
+     * use: the caller does that).  Contract:
+     *   - held never passes the cap: when the new buffer would not fit,
+     *     free buffers of the OTHER classes go back to malloc first
+     *     (release_one(); the biggest first, and no more than needed);
+     *     if it still does not fit, or malloc fails: NULL, errno ENOMEM;
+     *   - never exits: the caller closes one connection, not the server. */
     (void)p;
     (void)c;
     (void)release_one;
@@ -119,10 +141,11 @@ int pool_prealloc(struct bufpool *p, size_t size, size_t count)
 
 struct pool_buf *pool_alloc(struct bufpool *p, size_t size)
 {
-    /* TODO 3a: find the class (too large: count a failure, EMSGSIZE,
-     * NULL).  Pop a buffer from its free list, or new_buf() one (NULL:
-     * count a failure, return NULL; errno is set).  Reset head and len
-     * and next; count it in_use and update peak. */
+    /* TODO 3a: bufpool.h's pool_alloc(): an empty buffer (head = len = 0,
+     * next NULL) of size's class, reused from its free list when there is
+     * one (no malloc once the pool is warm), else new.  Too large: NULL,
+     * EMSGSIZE; the cap or malloc refused: NULL, ENOMEM.  Every refusal is
+     * counted in failures; the invariants above hold either way. */
     (void)p;
     (void)size;
     todo("TODO 3: pool_alloc() in bufpool.c");
@@ -130,8 +153,10 @@ struct pool_buf *pool_alloc(struct bufpool *p, size_t size)
 
 void pool_free(struct bufpool *p, struct pool_buf *b)
 {
-    /* TODO 3b: NULL does nothing.  Otherwise push b on its class's free
-     * list (b->cls) and move it from in_use to free in the counts. */
+    /* TODO 3b: bufpool.h's pool_free(): b (NULL: nothing) goes back to
+     * its class's free list, for the next pool_alloc() of that class; the
+     * invariants above hold afterwards (held does not change: the pool
+     * still holds the memory). */
     (void)p;
     (void)b;
     todo("TODO 3: pool_free() in bufpool.c");
@@ -139,14 +164,16 @@ void pool_free(struct bufpool *p, struct pool_buf *b)
 
 int pool_reserve(struct bufpool *p, struct pool_buf **bp, size_t room)
 {
-    /* TODO 4: make room for `room` more bytes after the data of *bp.
-     *   - *bp NULL: pool_alloc(p, room) into *bp.
-     *   - buf_room() already enough: nothing to do.
-     *   - cap - len enough: memmove the data to the front (head = 0).
-     *   - else: len + room past POOL_MAX_SIZE is EMSGSIZE (count a
-     *     failure); otherwise pool_alloc a buffer for len + room, copy
-     *     the data, pool_free the old one, store the new one in *bp.
-     * On failure return -1 and leave *bp exactly as it was. */
+    /* TODO 4: bufpool.h's pool_reserve(): afterwards at least `room`
+     * bytes can be appended at buf_tail(*bp), after the same unconsumed
+     * bytes, in the same order.  Contract:
+     *   - *bp NULL: a new buffer;
+     *   - a buffer changes class only when its data plus room cannot fit
+     *     in its own class, even with the data moved to the front (no copy
+     *     at all if the room is already there);
+     *   - on failure (no class that large: EMSGSIZE; the cap or malloc:
+     *     ENOMEM; each counted in failures): -1, and *bp exactly as it
+     *     was, the same buffer holding the same bytes. */
     (void)p;
     (void)bp;
     (void)room;
