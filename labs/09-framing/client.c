@@ -133,10 +133,10 @@ int main(int argc, char **argv)
     Set_nonblocking(fd);
 
     struct bytes in = {0}, out = {0}, line = {0};
-    int stdin_open = 1, shut = 0;
+    int stdin_open = 1, shut = 0, status = 0;
     char buf[65536];
 
-    for (;;) {
+    while (status == 0) {
         print_local();
         if (!stdin_open && out.len == 0 && !shut) {
             if (shutdown(fd, SHUT_WR) == -1)
@@ -181,7 +181,8 @@ int main(int argc, char **argv)
             ssize_t w = send(fd, out.p, out.len, MSG_NOSIGNAL);
             if (w == -1 && errno != EAGAIN && errno != EINTR) {
                 unix_warn("send", "server");
-                return 1;
+                status = 1;
+                break;
             }
             if (w > 0)
                 bytes_drop(&out, (size_t)w);
@@ -190,12 +191,14 @@ int main(int argc, char **argv)
             ssize_t n = recv(fd, buf, sizeof buf, 0);
             if (n == -1 && errno != EAGAIN && errno != EINTR) {
                 unix_warn("recv", "server");
-                return 1;
+                status = 1;
+                break;
             }
             if (n == 0) {
                 err_msg("client: the server closed the connection with %zu replies owed",
                         owed.len - owed_head);
-                return 1;
+                status = 1;
+                break;
             }
             if (n > 0)
                 bytes_add(&in, buf, (size_t)n);
@@ -208,7 +211,8 @@ int main(int argc, char **argv)
                     break;
                 if (len < 0 || print_reply(payload, plen) == -1) {
                     err_msg("client: the server sent a bad frame");
-                    return 1;
+                    status = 1;
+                    break;
                 }
                 used += (size_t)len;
                 owed_head++; /* the 'R' this reply answers */
@@ -217,10 +221,11 @@ int main(int argc, char **argv)
             bytes_drop(&in, used);
         }
     }
+    fflush(stdout);
     close(fd);
     free(in.p);
     free(out.p);
     free(line.p);
     free(owed.p);
-    return 0;
+    return status;
 }

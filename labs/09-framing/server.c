@@ -39,7 +39,11 @@
 #include "reactor.h"
 
 #define POOL_CAP ((size_t)256 * 1024 * 1024) /* all buffers, all connections */
-#define HIGH_WATER ((size_t)4 * 1024 * 1024)  /* per connection, see conn.h */
+/* Per connection, see conn.h.  A reply can be twice the size of its
+ * request ("0@@" -> "3@3 0@"), so one read's worth of requests (64 KiB)
+ * may push the output that far past the mark: stop one read short of
+ * 4 MiB, and the output never needs a buffer bigger than 4 MiB. */
+#define HIGH_WATER ((size_t)4 * 1024 * 1024 - 64 * 1024)
 #define LOW_WATER ((size_t)1024 * 1024)
 
 static struct conn_server srv;
