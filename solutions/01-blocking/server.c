@@ -31,8 +31,11 @@ static int open_listener(const char *addr, int port)
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
     sin.sin_port = htons((unsigned short)port); /* network byte order */
+    /* inet_pton returns 0 for a malformed address WITHOUT setting errno,
+     * so unix_error would print "Success": say what is wrong ourselves.
+     * (parse_args already checked it; this is the belt to its braces.) */
     if (inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
-        unix_error("inet_pton", addr); /* parse_args already checked it */
+        app_error("inet_pton: '%s' is not an IPv4 address", addr);
 
     int fd = Socket(AF_INET, SOCK_STREAM, 0);
     /* Let a restarted server bind the port while connections from the
