@@ -143,7 +143,8 @@ def read_tap(path):
     return out
 
 
-NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed( with status \d+)?$)")
+# bats' own lines around a failure (bats 1.10+ also prints the test's tags).
+NOISE = re.compile(r"^\s*(\(from function|from function|in test file|\(in test file|`.*' failed( with status \d+)?$|tags:( |$))")
 
 
 ASSERT_NOISE = re.compile(r"^\s*(-- .* --|--|status\s*:.*|output.*:|stderr.*:)\s*$")
@@ -326,7 +327,12 @@ def fmt(x):
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def table(labs):
+def table(labs, visible_only=False):
+    """The per-lab table and the failure lines.  visible_only: what a student
+    may see before the due date (Gradescope's top-level output is always
+    shown): the visible tests only, and no total that hidden tests are in."""
+    if visible_only:
+        labs = [dict(lab, tests=[t for t in lab["tests"] if not t["hidden"]]) for lab in labs]
     lines = [f"{'lab':<16}" + "".join(f"{t:>10}" for t in TAGS) + f"{'total':>12}"]
     gs = gm = 0.0
     for lab in labs:
@@ -341,7 +347,8 @@ def table(labs):
         row += f"{fmt(s) + '/' + fmt(m):>12}{note}"
         lines.append(row)
     pct = f"  ({100 * gs / gm:.0f}%)" if gm else ""
-    lines.append(f"{'total':<16}{'':>{10 * len(TAGS)}}{fmt(gs) + '/' + fmt(gm):>12}{pct}")
+    lines.append(f"{'total' if not visible_only else 'visible tests':<16}{'':>{10 * len(TAGS)}}"
+                 f"{fmt(gs) + '/' + fmt(gm):>12}{pct}")
     first = True
     for lab in labs:
         if lab.get("refused"):
@@ -434,10 +441,15 @@ def out_junit(labs, elapsed):
 
 
 def out_gradescope(labs, elapsed):
+    """Gradescope's results.json.  Hidden tests are after_due_date, and
+    nothing a student sees before then depends on them: the top-level
+    output (always shown) holds the visible tests' table only, and there is
+    no top-level score (Gradescope sums the tests, and hides that total
+    while any test is hidden)."""
     tests = []
     n = 0
     for lab in labs:
-        for t in lab["tests"]:
+        for t in sorted(lab["tests"], key=lambda t: t["hidden"]):
             n += 1
             text = t["output"]
             if not t["passed"]:
@@ -452,14 +464,20 @@ def out_gradescope(labs, elapsed):
                 "tags": [lab["lab"]] + t["tags"],
                 "visibility": "after_due_date" if t["hidden"] else "visible",
             })
-    tl, gs, gm = table(labs)
-    return json.dumps({
-        "score": gs,
+    hidden = any(t["hidden"] for lab in labs for t in lab["tests"])
+    tl, gs, _ = table(labs, visible_only=hidden)
+    if hidden:
+        tl += ["", "More tests run on your submission: their results, and your total, "
+               "are shown after the due date."]
+    doc = {
         "execution_time": int(round(elapsed)),
         "output": "\n".join(tl),
         "stdout_visibility": "hidden",
         "tests": tests,
-    }, indent=2) + "\n"
+    }
+    if not hidden:
+        doc = {"score": gs, **doc}
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def summary(labs, elapsed):
