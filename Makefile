@@ -123,6 +123,10 @@ compare: all
 dist:
 	@tests/dist $(if $(OUT),--out $(OUT)) $(if $(LABS),--labs "$(LABS)")
 
+mutants:
+	@if [ -x tests/mutants/run ]; then tests/mutants/run $(foreach l,$(LAB),--lab $(l)) $(if $(J),-j $(J)); \
+	 else echo "make mutants: instructor-only (tests/mutants/ is not in the student tarball)"; fi
+
 clean:
 	rm -rf build
 
