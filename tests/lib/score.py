@@ -264,6 +264,9 @@ def read_meta(path):
     return meta
 
 
+STOPPED = "grading stopped (the submission's time limit ran out)"
+
+
 def collect(work):
     labs = []
     dirs = sorted(os.listdir(os.path.join(work, "labs")))
@@ -295,13 +298,17 @@ def collect(work):
                     or DEFAULT_HINTS[tag]
                 t = {"lab": lab, "name": name, "tags": tags, "tag": tag, "max": pts,
                      "hidden": kind == "hidden", "hint": hint, "ms": 0}
-                if meta.get("build") != "ok":
+                if meta.get("build") == "stopped":
+                    why_not = STOPPED + " before this lab was graded"
+                    t.update(passed=False, why=why_not, output=why_not)
+                elif meta.get("build") != "ok":
                     why_not = meta.get("base.why") or "the lab did not build"
                     t.update(passed=False, why=why_not,
                              output=why_not + "\nthe build failed:\n" + "\n".join(build_log.splitlines()[-30:]))
                 elif name not in results:
                     reason = ("the lab's time limit ran out before this test ran"
                               if status == "timeout" else
+                              STOPPED + " before this test ran" if status == "stopped" else
                               f"no result (bats exit status {status}); a crash of the test run?")
                     t.update(passed=False, why=reason, output=reason)
                 else:
@@ -343,7 +350,8 @@ def table(labs, visible_only=False):
         s = sum(t["score"] for t in lab["tests"])
         m = sum(t["max"] for t in lab["tests"])
         gs, gm = gs + s, gm + m
-        note = {"ok": "", "missing": "  (not submitted)"}.get(lab["build"], "  (build failed)")
+        note = {"ok": "", "missing": "  (not submitted)", "stopped": "  (not graded: time ran out)"
+                }.get(lab["build"], "  (build failed)")
         row += f"{fmt(s) + '/' + fmt(m):>12}{note}"
         lines.append(row)
     pct = f"  ({100 * gs / gm:.0f}%)" if gm else ""
@@ -366,11 +374,12 @@ def table(labs, visible_only=False):
         if lab["build"] != "ok" and lab["tests"]:
             lines += [""] if first else []
             first = False
-            why = {"missing": f"not submitted (no labs/{lab['lab']})"}.get(lab["build"], "did not build")
+            why = {"missing": f"not submitted (no labs/{lab['lab']})",
+                   "stopped": STOPPED + " before this lab was graded"}.get(lab["build"], "did not build")
             tail = [l for l in lab["build_log"].splitlines() if l.strip()][-3:]
             lines.append(f"FAIL {lab['lab']}: {why}: all {len(lab['tests'])} tests score 0 "
                          f"(0/{fmt(sum(t['max'] for t in lab['tests']))})")
-            lines += [f"     {l}" for l in tail if lab["build"] != "missing"]
+            lines += [f"     {l}" for l in tail if lab["build"] not in ("missing", "stopped")]
             continue
         for t in lab["tests"]:
             if t["passed"]:
@@ -489,8 +498,15 @@ def summary(labs, elapsed):
             "score": sum(t["score"] for t in lab["tests"]),
             "max_score": sum(t["max"] for t in lab["tests"]),
             "build": lab["build"],
+            "build_error": next((l.strip()[:200] for l in lab["build_log"].splitlines()
+                                 if lab["build"] == "failed" and re.search(r"error|undefined reference", l)), ""),
             "status": lab["status"],
             "failed": [t["name"] for t in lab["tests"] if not t["passed"]],
+            # What tests/grade-all's class report is made of.
+            "tests": [{"name": t["name"], "tag": t["tag"], "hidden": t["hidden"],
+                       "passed": t["passed"], "score": t["score"], "max_score": t["max"],
+                       "why": "" if t["passed"] else (t["why"] or "").strip()[:300]}
+                      for t in lab["tests"]],
         } for lab in labs},
     }
 
