@@ -2,6 +2,7 @@
  * (by path and in the abstract namespace), and any socket under /run, /tmp
  * and /var/run (a docker or database socket on a real grading host). */
 #include "hostile.h"
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
