@@ -43,7 +43,21 @@ enum calc_status {
  *        the payload not '@'. */
 ssize_t frame_next(const char *data, size_t n, const char **payload, size_t *len);
 
-/* Evaluate a request payload "X OP Y".  Sets *result when CALC_OK. */
+/* Split a request payload "X OP Y" (three non-empty tokens, single
+ * spaces) and parse X and Y.  CALC_OK with *x, *y and the operator token
+ * (*op, *oplen: inside the payload, not checked here), or CALC_MALFORMED.
+ * (Later labs add operators of their own: they parse with this, then
+ * decide.) */
+enum calc_status calc_parse(const char *payload, size_t n, long long *x,
+                            const char **op, size_t *oplen, long long *y);
+
+/* Apply a one-byte operator.  CALC_OK and *result, or CALC_BAD_OP (not
+ * one of + - * / %), CALC_DIV_ZERO, CALC_OVERFLOW, in that order. */
+enum calc_status calc_apply(long long x, char op, long long y, long long *result);
+
+/* Evaluate a request payload "X OP Y": calc_parse, then calc_apply (an
+ * operator token longer than one byte is CALC_BAD_OP).  Sets *result
+ * when CALC_OK. */
 enum calc_status calc_eval(const char *payload, size_t n, long long *result);
 
 /* The whole reply frame for a request payload ("4@0 42@"), written to

@@ -75,7 +75,8 @@ static int parse_int64(const char *s, size_t n, long long *v)
     return 0;
 }
 
-enum calc_status calc_eval(const char *p, size_t n, long long *result)
+enum calc_status calc_parse(const char *p, size_t n, long long *x,
+                            const char **op, size_t *oplen, long long *y)
 {
     /* Three tokens separated by single spaces: find the two spaces. */
     size_t sp1 = 0;
@@ -86,16 +87,18 @@ enum calc_status calc_eval(const char *p, size_t n, long long *result)
         sp2++;
     if (sp1 >= n || sp2 >= n)
         return CALC_MALFORMED; /* fewer than three tokens */
-    const char *op = p + sp1 + 1;
-    size_t oplen = sp2 - sp1 - 1;
-    long long x, y;
+    *op = p + sp1 + 1;
+    *oplen = sp2 - sp1 - 1;
     /* A third space lands inside Y, which then is not a number. */
-    if (oplen == 0 || parse_int64(p, sp1, &x) == -1 ||
-        parse_int64(p + sp2 + 1, n - sp2 - 1, &y) == -1)
+    if (*oplen == 0 || parse_int64(p, sp1, x) == -1 ||
+        parse_int64(p + sp2 + 1, n - sp2 - 1, y) == -1)
         return CALC_MALFORMED;
-    if (oplen != 1)
-        return CALC_BAD_OP;
-    switch (op[0]) {
+    return CALC_OK;
+}
+
+enum calc_status calc_apply(long long x, char op, long long y, long long *result)
+{
+    switch (op) {
     case '+':
         return __builtin_add_overflow(x, y, result) ? CALC_OVERFLOW : CALC_OK;
     case '-':
@@ -118,6 +121,19 @@ enum calc_status calc_eval(const char *p, size_t n, long long *result)
     default:
         return CALC_BAD_OP;
     }
+}
+
+enum calc_status calc_eval(const char *p, size_t n, long long *result)
+{
+    long long x, y;
+    const char *op;
+    size_t oplen;
+    enum calc_status st = calc_parse(p, n, &x, &op, &oplen, &y);
+    if (st != CALC_OK)
+        return st;
+    if (oplen != 1)
+        return CALC_BAD_OP;
+    return calc_apply(x, op[0], y, result);
 }
 
 size_t calc_format(enum calc_status st, long long result, char *out, size_t cap)
