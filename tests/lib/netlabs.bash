@@ -2,7 +2,8 @@
 #
 # Which binary is tested:
 #   SERVER=/path/to/server      test this binary (an instructor grading elsewhere)
-#   NETLABS_TREE=labs           the student's build (default: solutions)
+#   NETLABS_TREE=labs           the student's build (default: solutions; labs
+#                               where there is no solutions/, as in the tarball)
 #   NETLABS_VARIANT=address     a sanitizer build (default: plain)
 # The lab is the .bats file's name: tests/04-select.bats tests 04-select.
 #
@@ -19,7 +20,10 @@ bats_load_library bats-assert
 NETLABS_ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 CLIENTS=$NETLABS_ROOT/tests/clients
 LAB=${LAB:-$(basename "$BATS_TEST_FILENAME" .bats)}
-NETLABS_TREE=${NETLABS_TREE:-solutions}
+# Without solutions/ (the student tarball), the student's own build.
+if [[ -z ${NETLABS_TREE:-} ]]; then
+    if [[ -d $NETLABS_ROOT/solutions ]]; then NETLABS_TREE=solutions; else NETLABS_TREE=labs; fi
+fi
 NETLABS_VARIANT=${NETLABS_VARIANT:-plain}
 # A test that runs past this is failed and torn down (bats kills it).
 BATS_TEST_TIMEOUT=${BATS_TEST_TIMEOUT:-60}
