@@ -3,7 +3,7 @@
 
     score.py --work DIR [--format tap|junit|gradescope] [--out FILE]
              [--summary FILE] [--strict]
-    score.py --classroom tests/NN-name.bats...   (GitHub Classroom autograding.json)
+    score.py --workflow tests/NN-name.bats...    (GitHub Classroom's classroom.yml)
 
 DIR holds one sub-directory per lab (written by tests/grade), each with:
   meta          key=value lines: lab, build (ok|failed|missing), suite.<kind>
@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import socket
 import sys
 import time
 import xml.etree.ElementTree as ET
@@ -300,17 +301,17 @@ def collect(work):
                      "hidden": kind == "hidden", "hint": hint, "ms": 0}
                 if meta.get("build") == "stopped":
                     why_not = STOPPED + " before this lab was graded"
-                    t.update(passed=False, why=why_not, output=why_not)
+                    t.update(passed=False, why=why_not, output=why_not, verdict=False)
                 elif meta.get("build") != "ok":
                     why_not = meta.get("base.why") or "the lab did not build"
-                    t.update(passed=False, why=why_not,
+                    t.update(passed=False, why=why_not, verdict=False,
                              output=why_not + "\nthe build failed:\n" + "\n".join(build_log.splitlines()[-30:]))
                 elif name not in results:
                     reason = ("the lab's time limit ran out before this test ran"
                               if status == "timeout" else
                               STOPPED + " before this test ran" if status == "stopped" else
                               f"no result (bats exit status {status}); a crash of the test run?")
-                    t.update(passed=False, why=reason, output=reason)
+                    t.update(passed=False, why=reason, output=reason, verdict=False)
                 else:
                     ok, ms, diag = results[name]
                     diag = red.text("\n".join(diag)).split("\n") if diag else []
@@ -420,31 +421,46 @@ def clean(s):
     return XML_BAD.sub("?", s)
 
 
-def out_junit(labs, elapsed):
-    tests = [t for lab in labs for t in lab["tests"]]
-    root = ET.Element("testsuites", name="netlabs", tests=str(len(tests)),
-                      failures=str(sum(not t["passed"] for t in tests)), time=f"{elapsed:.3f}")
-    for lab in labs:
+def out_junit(labs, elapsed, started=None):
+    """JUnit XML as the common JUnit schema has it (tests/junit/JUnit.xsd):
+    <testsuites> without attributes; one <testsuite> per lab with package,
+    id, timestamp and hostname, its properties (score, max_score, weights,
+    build, and each test's points and visibility: a test case may hold no
+    properties), <system-out> with the lab's table and <system-err> with
+    its build's messages.  A test that failed its check is a <failure>; one
+    that gave no verdict (the lab did not build, the run stopped or crashed
+    first) is an <error>, counted in errors."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started or time.time()))
+    host = socket.gethostname() or "localhost"
+    root = ET.Element("testsuites")
+    for i, lab in enumerate(labs):
         ts = lab["tests"]
-        suite = ET.SubElement(root, "testsuite", name=lab["lab"], tests=str(len(ts)),
-                              failures=str(sum(not t["passed"] for t in ts)), errors="0",
-                              skipped="0", time=f"{sum(t['ms'] for t in ts) / 1000:.3f}")
+        errored = [t for t in ts if not t["passed"] and not t.get("verdict", True)]
+        suite = ET.SubElement(root, "testsuite", name=lab["lab"], package="netlabs", id=str(i),
+                              timestamp=when, hostname=host, tests=str(len(ts)),
+                              failures=str(sum(not t["passed"] for t in ts) - len(errored)),
+                              errors=str(len(errored)), skipped="0",
+                              time=f"{sum(t['ms'] for t in ts) / 1000:.3f}")
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="score", value=fmt(sum(t["score"] for t in ts)))
-        ET.SubElement(props, "property", name="max_score", value=fmt(sum(t["max"] for t in ts)))
-        ET.SubElement(props, "property", name="weights", value=lab["weights"])
-        ET.SubElement(props, "property", name="build", value=str(lab["build"]))
+        for name, value in (("score", fmt(sum(t["score"] for t in ts))),
+                            ("max_score", fmt(sum(t["max"] for t in ts))),
+                            ("weights", lab["weights"]), ("build", str(lab["build"]))):
+            ET.SubElement(props, "property", name=name, value=value)
+        for t in ts:
+            ET.SubElement(props, "property", name=clean(f"points: {t['name']}"),
+                          value=f"{fmt(t['score'])}/{fmt(t['max'])}")
+            ET.SubElement(props, "property", name=clean(f"visibility: {t['name']}"),
+                          value="after_due_date" if t["hidden"] else "visible")
         for t in ts:
             case = ET.SubElement(suite, "testcase", classname=f"{lab['lab']}.{t['tag']}",
                                  name=clean(t["name"]), time=f"{t['ms'] / 1000:.3f}")
-            cp = ET.SubElement(case, "properties")
-            ET.SubElement(cp, "property", name="points", value=f"{fmt(t['score'])}/{fmt(t['max'])}")
-            ET.SubElement(cp, "property", name="visibility",
-                          value="after_due_date" if t["hidden"] else "visible")
             if not t["passed"]:
-                fail = ET.SubElement(case, "failure", message=clean(t["why"] or "failed"),
-                                     type=t["tag"])
-                fail.text = clean(t["output"] + "\nhint: " + t["hint"])
+                kind = "failure" if t.get("verdict", True) else "error"
+                el = ET.SubElement(case, kind, message=clean(t["why"] or "failed"), type=t["tag"])
+                el.text = clean(t["output"] + "\nhint: " + t["hint"])
+        tl, _, _ = table([lab])
+        ET.SubElement(suite, "system-out").text = clean("\n".join(tl))
+        ET.SubElement(suite, "system-err").text = clean(lab["build_log"][-20000:])
     ET.indent(root) if hasattr(ET, "indent") else None
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -511,35 +527,72 @@ def summary(labs, elapsed):
     }
 
 
-def classroom(suites):
-    """A GitHub Classroom autograding.json: one entry per test, its weight as points."""
-    entries = []
-    for i, suite in enumerate(suites):
+def workflow(suites):
+    """A GitHub Classroom workflow (.github/workflows/classroom.yml): one
+    autograding-command-grader step per lab, worth the lab's visible points
+    (its weights), passed when every test of the lab passes, then the
+    grading reporter.  Strings are written double-quoted with JSON's escapes,
+    which YAML reads the same."""
+    q = json.dumps
+    steps, ids = [], []
+    for suite in suites:
         lab = os.path.basename(suite)[:-len(".bats")]
         w = load_weights(lab)
-        for name, tags in declared_tests(suite):
-            tag = scoring_tag(tags)
-            pts = w["test"].get(name, w["tag"].get(tag, 1.0))
-            quoted = "'" + name.replace("'", "'\\''") + "'"
-            entries.append({
-                "name": f"{lab}: {name}",
-                "setup": "sudo apt-get update -qq && sudo apt-get install -y -qq make gcc bats "
-                         "bats-support bats-assert python3 strace iproute2 procps"
-                         if not entries else "",
-                "run": f"tests/grade --lab {lab} --test {quoted} --strict",
-                "input": "",
-                "output": "",
-                "comparison": "included",
-                "timeout": 10,
-                "points": int(pts) if float(pts).is_integer() else pts,
-            })
-    return json.dumps({"tests": entries}, indent=2) + "\n"
+        tests = declared_tests(suite)
+        pts = sum(w["test"].get(name, w["tag"].get(scoring_tag(tags), 1.0)) for name, tags in tests)
+        # Minutes: each test's own limit, the build, bats' start.
+        minutes = max(5, -(-(len(tests) * 60 + 240) // 60))
+        sid = "lab-" + re.sub(r"[^a-z0-9-]", "-", lab.lower())
+        ids.append(sid)
+        steps += [f"      - name: {q('lab ' + lab)}",
+                  f"        id: {sid}",
+                  "        uses: classroom-resources/autograding-command-grader@v1",
+                  "        with:",
+                  f"          test-name: {q('lab ' + lab)}",
+                  '          setup-command: ""',
+                  f"          command: {q('tests/grade --lab ' + lab + ' --strict')}",
+                  f"          timeout: {minutes}",
+                  f"          max-score: {fmt(pts)}"]
+    env = [f"          {sid.upper()}_RESULTS: {q('${{steps.' + sid + '.outputs.result}}')}" for sid in ids]
+    return "\n".join([
+        "# GitHub Classroom autograding, made by tests/dist for the labs of this release.",
+        "# One step per lab, worth the lab's points (tests/weights), passed when every",
+        "# test of the lab passes: its log shows the score table and, for each failure,",
+        "# what was expected, what came back and how to reproduce it.",
+        "name: Autograding Tests",
+        '"on":',
+        "  - push",
+        "  - repository_dispatch",
+        "permissions:",
+        "  checks: write",
+        "  actions: read",
+        "  contents: read",
+        "jobs:",
+        "  run-autograding-tests:",
+        "    runs-on: ubuntu-latest",
+        "    if: github.actor != 'github-classroom[bot]'",
+        "    steps:",
+        "      - name: Checkout code",
+        "        uses: actions/checkout@v4",
+        "      - name: Install the test tools",
+        "        run: |",
+        "          sudo apt-get update -qq",
+        "          sudo apt-get install -y -qq make gcc bats bats-support bats-assert python3 strace procps iproute2 psmisc",
+        "          sudo tests/setup-tools",
+        *steps,
+        "      - name: Autograding Reporter",
+        "        uses: classroom-resources/autograding-grading-reporter@v1",
+        "        env:",
+        *env,
+        "        with:",
+        f"          runners: {','.join(ids)}",
+    ]) + "\n"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--classroom", nargs="+", metavar="SUITE",
-                    help="print a GitHub Classroom autograding.json for these .bats files")
+    ap.add_argument("--workflow", nargs="+", metavar="SUITE",
+                    help="print a GitHub Classroom workflow (classroom.yml) for these .bats files")
     ap.add_argument("--work")
     ap.add_argument("--format", default="tap", choices=["tap", "junit", "gradescope"])
     ap.add_argument("--out", help="write the report here (default: stdout)")
@@ -547,15 +600,15 @@ def main():
     ap.add_argument("--started", type=float, help="epoch seconds the run started")
     ap.add_argument("--strict", action="store_true", help="exit 1 unless every test passed")
     a = ap.parse_args()
-    if a.classroom:
-        sys.stdout.write(classroom(a.classroom))
+    if a.workflow:
+        sys.stdout.write(workflow(a.workflow))
         return 0
     if not a.work:
         ap.error("--work is required")
     labs = collect(a.work)
     elapsed = time.time() - a.started if a.started else 0.0
     doc = {"tap": lambda: out_tap(labs),
-           "junit": lambda: out_junit(labs, elapsed),
+           "junit": lambda: out_junit(labs, elapsed, a.started),
            "gradescope": lambda: out_gradescope(labs, elapsed)}[a.format]()
     if a.out:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
