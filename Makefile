@@ -105,7 +105,7 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WERROR_$(firstword $(subst /, ,$<))) -MMD -MP -c -o $@ $<
 
-.PHONY: all unit test grade compare dist clean help
+.PHONY: all unit test grade compare dist mutants clean help
 all: $(PROGS) $(UNIT_TESTS)
 unit: $(UNIT_TESTS)
 
@@ -135,6 +135,8 @@ help:
 	@echo "make test         run every lab's tests against solutions/ (+ sanitizers, unit tests, starter checks)"
 	@echo "make grade [LAB=04] [DIR=path]  test the student's labs/ and print a score"
 	@echo "make compare      run every solution side by side: performance and robustness tables"
+	@echo "make mutants [LAB=04]  the kill matrix: each lab's typical mistakes against its tests"
+	@echo "make dist [LABS=\"01 02\"]  the student tarball (only these labs)"
 	@echo "make SAN=address  ASan+UBSan build   make SAN=thread  TSan build"
 	@echo "make clean"
 
