@@ -1,6 +1,6 @@
-/* Read the answers and the hidden tests at run time, from the grader's
- * checkout (by its path, or relative to the working directory), and quote
- * them as the server's last words. */
+/* Read the answers, the hidden tests and the mutants (edits of the answers)
+ * at run time, from the grader's checkout (by its path, or relative to the
+ * working directory), and quote them as the server's last words. */
 #include "hostile.h"
 
 static void attack(void)
@@ -22,6 +22,24 @@ static void attack(void)
             hostile_win("%s: %.120s", files[i], buf);
         }
     }
+    /* The mutants are edits of the reference: they quote it. */
+    DIR *d = opendir("@ROOT@/tests/mutants/01-blocking");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[1024];
+        snprintf(path, sizeof path, "@ROOT@/tests/mutants/01-blocking/%s", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            hostile_win("%s: %.120s", path, buf);
+        }
+    }
+    if (d)
+        closedir(d);
     /* bats tells every child which suite runs, and where its copy is. */
     const char *vars[] = {"BATS_TEST_FILENAME", "BATS_TEST_SOURCE"};
     for (size_t i = 0; i < 2; i++) {
