@@ -75,6 +75,14 @@ run_udp_client() {
     CL_MS=$(($(date +%s%3N) - t0))
 }
 
+# client_todo: after run_udp_client, the TODO the client stopped at, as a
+# likely cause (nothing if it did not).
+client_todo() {
+    local said
+    said=$(grep -m1 'TODO' "$CL_ERR" 2>/dev/null) || return 0
+    echo "the client stops at a TODO that is not written yet: '$said'"
+}
+
 # expect_answers INPUT REPRO [HINT]: after run_udp_client, the client must
 # have exited 0 and printed each input line uppercased, once, in order.
 expect_answers() {
@@ -105,7 +113,9 @@ if n < len(want) or n < len(got):
         print("likely cause: the sequence number is printed with the answer: strip the header before printing")
 EOF
     )
-    report_failure --hint "$hint" \
+    local todo
+    todo=$(client_todo)
+    report_failure ${todo:+--cause "$todo"} --hint "$hint" \
         "the client program: expected exit status 0 and each input line uppercased, once, in order; it exited $CL_STATUS after $CL_MS ms." \
         "$diffmsg" "its stderr: $(head -c 600 "$CL_ERR")" "reproduce: $repro"
 }
@@ -131,9 +141,10 @@ EOF
 # block in use and no fd of the server's own left open).
 sigterm_exit() {
     local vg= vlog=$BATS_TEST_TMPDIR/valgrind.log limit=1
-    if [[ ${1:-} == --valgrind ]]; then
-        command -v valgrind >/dev/null || skip "valgrind is not installed"
-        ldd "$(server_bin)" 2>/dev/null | grep -qE 'lib(a|t|ub)san' && skip "a sanitizer build: the ASan run checks leaks instead"
+    # Under a sanitizer build (which reports leaks itself) or without
+    # valgrind, the plain check.
+    if [[ ${1:-} == --valgrind ]] && command -v valgrind >/dev/null &&
+        ! ldd "$(server_bin)" 2>/dev/null | grep -qE 'lib(a|t|ub)san'; then
         vg=1 limit=20
         local PRE=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all
             --track-fds=yes --error-exitcode=42 --log-file="$vlog" --)
@@ -288,14 +299,16 @@ sigterm_exit() {
 
 # bats test_tags=design
 @test "design: with no server, the client says 'no server' and exits 1 within 2 s (ICMP port unreachable as ECONNREFUSED on its connected socket)" {
-    # A port where nothing listens: the server's own, once it is gone.
-    start_server
-    local port=$SERVER_PORT input=$BATS_TEST_TMPDIR/one.txt
-    stop_server
+    # A port where nothing listens: one the kernel just gave out and took
+    # back (the client is tested alone: no server of yours is needed).
+    local port input=$BATS_TEST_TMPDIR/one.txt
+    port=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     printf 'anyone there?\n' >"$input"
     run_udp_client "$port" "$input"
     if ((CL_STATUS != 1)) || ! grep -qi 'no server' "$CL_ERR" || ((CL_MS > 2000)); then
-        report_failure --hint "connect() the client's UDP socket to the server: the ICMP port unreachable that comes back when nothing listens is then reported as ECONNREFUSED by the next recv() (or send()). An unconnected socket (sendto/recvfrom) never hears it, and the client waits out every timeout" \
+        local todo
+        todo=$(client_todo)
+        report_failure ${todo:+--cause "$todo"} --hint "connect() the client's UDP socket to the server: the ICMP port unreachable that comes back when nothing listens is then reported as ECONNREFUSED by the next recv() (or send()). An unconnected socket (sendto/recvfrom) never hears it, and the client waits out every timeout" \
             "with nothing listening on UDP port $port, expected the client to print a message with 'no server' on stderr and exit 1 within 2 s;" \
             "it exited $CL_STATUS after $CL_MS ms; stdout: '$(head -c 200 "$CL_OUT")'; stderr: '$(head -c 300 "$CL_ERR")'" \
             "reproduce: echo hi | $(client_bin) -p $port; echo \$?   (nothing listening on that port)"
@@ -325,6 +338,7 @@ elif st != 1:
     print("after the last send went unanswered, expected exit status 1; got %d" % st)
 EOF
     )
+    [[ -n $(client_todo) ]] && verdict=$(client_todo)
     [[ -z $verdict ]] || report_failure --cause "$verdict" \
         "expected: with -t 50 -n 5 and a network that loses everything, 5 sends about 50, 100, 200 and 400 ms apart, then a message on stderr and exit status 1." \
         "the proxy saw the client send at (s): $times" "the client exited $CL_STATUS after $CL_MS ms; stderr: '$(head -c 300 "$CL_ERR")'" \
