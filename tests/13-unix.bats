@@ -87,9 +87,12 @@ ux_start() {
             collect_status "$pid"
             cause=$(death_cause "$WAIT_STATUS" "$err")
         fi
+        # (a server that died has the end of its stderr shown by report_failure)
+        local said=()
+        alive "$pid" && said=("its stderr:" "$(sed 's/^/  /' "$err" | head -20)")
         report_failure --cause "$cause" \
             "expected the server to print 'listening on unix:$name' within ${START_TIMEOUT}s; it $why." \
-            "command: $UX_CMD" "its stderr:" "$(sed 's/^/  /' "$err" | head -20)"
+            "command: $UX_CMD" "${said[@]}"
     fi
     if [[ $line != "listening on unix:$name" ]]; then
         report_failure "expected the first stdout line to be 'listening on unix:$name', got '$line'." \
