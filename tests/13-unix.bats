@@ -419,7 +419,7 @@ proc_unix_like() { awk -v p="$1" 'NR > 1 && index($8, p) == 1 {print $8}' /proc/
 }
 
 # bats test_tags=design
-@test "design: -w 3: only the master holds the listening socket; no worker has a copy" {
+@test "design: -w 3: only the master holds the listening socket; a worker holds its clients and its own channel, nothing else" {
     start_server -w 3
     expect_pass ux_prefork.py --master "$SERVER_PID" --workers 3 --conns 3 --listener
 }

@@ -17,7 +17,8 @@ says who has a descriptor for it.  It checks that
     waited for up to --settle seconds);
   - with --spread, the connections are spread evenly: each worker holds
     --conns / N of them (the master hands them out in turn);
-  - with --listener, only the master holds the listening socket.
+  - with --listener, only the master holds the listening socket, and each
+    worker holds no socket but its clients and its own end of its channel.
 --hold: then print "ready" and hold every connection until stdin reaches
 EOF; afterwards each is echoed once more, or, with --expect-eof, each must
 see EOF or a reset (the whole server was stopped meanwhile).
@@ -169,6 +170,19 @@ def main():
                     "must close the listener (and every channel that is not its own) right after "
                     "fork(), or it keeps the port open after the master dies %s"
                     % (bad, listener[0], how), state=False)
+        # Besides its clients, a worker needs one socket: its own end of its
+        # own channel.  More means it kept copies of the master's ends.
+        conns = set(conn_inode)
+        extra = {pid: sorted(held[pid] - conns) for pid in live}
+        over = {pid: socks_ for pid, socks_ in extra.items() if len(socks_) > 1}
+        if over:
+            sc.fail("besides its clients, each worker should hold one socket (its end of its channel to "
+                    "the master); %s. likely cause: after fork() the child has a copy of every "
+                    "descriptor the master had, including the master's ends of the channels made so far: "
+                    "close them in the child, or the worker at the other end of such a channel does not "
+                    "see EOF when the master dies %s"
+                    % ("; ".join("worker %d holds %d: inodes %s" % (pid, len(v), v) for pid, v in over.items()),
+                       how), state=False)
 
     if a.hold:
         sc.hold("ready %s" % " ".join(str(pid) for pid in holders))
