@@ -201,7 +201,7 @@ sigterm_exit() {
 @test "echo: an empty datagram (0 bytes) is answered with an empty datagram" {
     start_server
     udp_scenario "recvfrom() returning 0 is an empty datagram, not an end of anything (UDP has no connection to end): send an empty datagram back" \
-        --sizes 0,5,0,0 --count 4
+        --sizes 0,5,0,0 --count 4 --rto 0.3 --sends 3
 }
 
 # bats test_tags=echo
@@ -235,7 +235,7 @@ sigterm_exit() {
     start_server
     local base max=0 n pid st=0 out=$BATS_TEST_TMPDIR/crowd.out
     base=$(socket_count)
-    python3 "$CLIENTS/udp_echo.py" --port "$SERVER_PORT" --clients 1000 --count 3000 --window 64 \
+    python3 "$CLIENTS/udp_echo.py" --port "$SERVER_PORT" --clients 1000 --count 3000 --window 64 --sends 3 \
         --timeout "$CLIENT_TIMEOUT" >"$out" 2>&1 &
     pid=$!
     # Sample the server's sockets while the crowd is served.

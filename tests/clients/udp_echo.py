@@ -13,7 +13,7 @@ unanswered at a time.  Every answer must come back to the socket that sent
 the question, from the server's own address, as ONE datagram holding exactly
 the question uppercased (ASCII a-z only), the same length: 0 bytes and
 65,507 bytes included.  UDP may lose a datagram, so one that gets no answer
-within S seconds (--rto, 1) is sent again, with the wait doubled, K times
+within S seconds (--rto, 0.5) is sent again, with the wait doubled, K times
 in all (--sends, 4); an answer may then come twice, never more often than
 its question was sent.
 
@@ -67,7 +67,7 @@ def main():
     p.add_argument("--size", default="0-1400", help="LO-HI: random sizes (default 0-1400)")
     p.add_argument("--window", type=int, default=32, help="unanswered datagrams at most (default 32)")
     p.add_argument("--binary", action="store_true", help="every byte value, NUL and 0x80-0xFF included")
-    p.add_argument("--rto", type=float, default=1.0, help="first wait before a resend (default 1 s)")
+    p.add_argument("--rto", type=float, default=0.5, help="first wait before a resend (default 0.5 s)")
     p.add_argument("--sends", type=int, default=4, help="sends per datagram before failing (default 4)")
     p.add_argument("--flood", type=int, default=0, help="send this many and never read the answers")
     p.add_argument("--leave", type=int, default=0, help="this many clients send once and close at once")
