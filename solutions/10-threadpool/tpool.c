@@ -2,12 +2,13 @@
  * tpool.c - the thread pool (tpool.h): a bounded queue, workers, a
  * manager that grows and shrinks the pool, and a way back to the loop.
  *
- * One mutex (lock) guards everything below it in struct tpool.  Three
+ * One mutex (lock) guards everything below it in struct tpool.  Four
  * condition variables wait on it, each for one kind of news:
  *
  *   work    a task was queued, a worker was told to retire, or stop
  *           (idle workers wait here)
- *   wake    tasks wait for a worker, or stop (the manager waits here)
+ *   wake    tasks wait for a worker, a worker has exited, or stop (the
+ *           manager waits here)
  *   gone    a worker has exited (tpool_stop waits here for the last one)
  *   quit    stop (tasks sleeping in tpool_sleep wait here)
  *

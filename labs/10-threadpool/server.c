@@ -1,0 +1,538 @@
+/*
+ * 10-threadpool: the calculator of lab 09 with slow requests, and a
+ * thread pool so that one slow request does not stall everyone.
+ *
+ * `X ~ Y` means "wait Y milliseconds, then answer 0 X": a stand-in for
+ * any slow work (a disk read, a database query, a big computation).  The
+ * event loop must never wait for it, so it runs in a worker thread
+ * (tpool.h), half-sync/half-async:
+ *
+ *   the loop (this file, lab 08's reactor): reads, parses, answers plain
+ *       requests at once, submits `~` requests to the pool, and writes
+ *       every reply itself;
+ *   the workers: run the slow part and touch nothing else: no socket, no
+ *       connection, no buffer (the loop owns those, and it has no locks);
+ *   the way back: a worker puts its finished task on the pool's done list
+ *       and writes the pool's eventfd; the loop wakes up, collects, and
+ *       sends.
+ *
+ * Order.  A client pipelines requests and matches replies by order, so a
+ * connection keeps a queue of the replies it owes (struct job), in request
+ * order: a reply is sent only when every reply before it has been.  A
+ * fast request behind a slow one waits in the queue, already answered.
+ * Nothing is queued while nothing is owed: a plain request then goes out
+ * at once, as in lab 09.
+ *
+ * Ownership.  A job handed to the pool belongs to the pool until the loop
+ * collects it; the connection may be gone by then (the client left, or
+ * reset).  So a connection that closes does not free its jobs that are
+ * with the pool: it disowns them (owner = NULL), and the loop frees a
+ * disowned job when it comes back, without touching any connection.
+ *
+ * Load shedding.  The pool's queue is bounded (-q); a `~` that does not
+ * fit is answered 5 (busy) at once.  A connection also holds at most
+ * CONN_MAX_OWED replies behind a slow one; past that, its requests are
+ * answered 5 without being evaluated, and a run of such replies is kept
+ * as one entry with a count, so a client that pipelines without end
+ * behind a slow request costs a bounded amount of memory.
+ *
+ * Everything else is lab 08's (reactor, pool of buffers, connections with
+ * back-pressure, signals as events) and lab 09's (frames, parsing,
+ * arithmetic), linked from their directories.
+ *
+ * YOUR TASK: TODOs 7-10 (after tpool.c's 1-6).  This file builds on YOUR
+ * labs 08 and 09: labs/10-threadpool is linked with labs/08-reactor's
+ * reactor, pool and connections and labs/09-framing's calc.c, so both
+ * must work first.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "wrap.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "calc.h"
+#include "conn.h"
+#include "reactor.h"
+#include "tpool.h"
+
+#define POOL_CAP ((size_t)256 * 1024 * 1024) /* all buffers, all connections */
+/* As lab 09: one read short of 4 MiB (a reply can be twice its request). */
+#define HIGH_WATER ((size_t)4 * 1024 * 1024 - 64 * 1024)
+#define LOW_WATER ((size_t)1024 * 1024)
+
+#define SLOW_MAX_MS 10000    /* `X ~ Y`: Y from 0 to this, else status 3 */
+#define CONN_MAX_OWED 1024   /* replies a connection may hold behind a slow one */
+#define DEFAULT_MIN 2
+#define DEFAULT_MAX 16
+#define DEFAULT_QUEUE 1024
+#define QUEUE_LIMIT 1000000
+
+static struct conn_server srv;
+static struct tpool *workers;
+static int run_inline; /* --inline: the naive design, `~` in the loop */
+
+/* ---------- the replies a connection owes ------------------------------------------ */
+
+/* One reply owed, in request order.  While `waiting`, the job is with the
+ * pool: a worker may be running it, and only task, x, delay_ms, reply and
+ * len are the worker's to touch (the worker writes the reply).  The rest
+ * is the loop's. */
+struct job {
+    struct tpool_task task;  /* first member: a task is a job */
+    long long x;             /* the request: X ~ delay_ms */
+    unsigned delay_ms;
+    unsigned char len;       /* the reply frame */
+    char reply[32];
+    /* --- the loop's --- */
+    struct job *next;        /* the connection's queue */
+    struct client *owner;    /* NULL once the connection has gone */
+    int waiting;             /* with the pool */
+    int busy_run;            /* a run of "5 0" replies, sent `count` times */
+    size_t count;
+    int last;                /* a bad frame's reply: shut down after it */
+};
+
+struct client {
+    struct conn *c;
+    struct job *head, *tail; /* replies owed and not yet sent, in order */
+    size_t owed;             /* entries in that queue */
+    int closing;             /* a bad frame was seen: read nothing more */
+};
+
+/* A job the pool refused is kept for the next slow request: under a flood
+ * most are refused, and a malloc and a free for each would be churn for
+ * nothing.  (The loop's alone: no lock.) */
+static struct job *spare_job;
+
+static struct job *job_new(void)
+{
+    struct job *j = spare_job;
+    if (!j)
+        return calloc(1, sizeof *j);
+    spare_job = NULL;
+    memset(j, 0, sizeof *j);
+    return j;
+}
+
+static void job_keep(struct job *j)
+{
+    if (spare_job)
+        free(j);
+    else
+        spare_job = j;
+}
+
+/* The worker's part: the slow work, then the reply.  It touches only its
+ * own job. */
+static void slow_run(struct tpool_task *t, struct tpool *p)
+{
+    struct job *j = (struct job *)t;
+    tpool_sleep(p, j->delay_ms); /* returns early if the server stops */
+    j->len = (unsigned char)calc_format(CALC_OK, j->x, j->reply, sizeof j->reply);
+}
+
+static void append(struct client *cl, struct job *j)
+{
+    j->owner = cl;
+    j->next = NULL;
+    if (cl->tail)
+        cl->tail->next = j;
+    else
+        cl->head = j;
+    cl->tail = j;
+    cl->owed++;
+}
+
+/* Send one ready job.  0, or -1 if the connection is gone or closing. */
+static int send_job(struct client *cl, const struct job *j)
+{
+    if (!j->busy_run)
+        return conn_send(cl->c, j->reply, j->len);
+    /* A run of busy replies: in batches, not one conn_send each. */
+    char batch[4096];
+    size_t per = sizeof batch / j->len, left = j->count;
+    while (left) {
+        size_t k = left < per ? left : per;
+        for (size_t i = 0; i < k; i++)
+            memcpy(batch + i * j->len, j->reply, j->len);
+        if (conn_send(cl->c, batch, k * j->len) == -1)
+            return -1;
+        left -= k;
+    }
+    return 0;
+}
+
+/* Send every reply at the head of the queue that is ready, in order.
+ * Called outside the connection's callbacks (a job came back), so a
+ * conn_send that fails has closed the connection already, and
+ * conn_shutdown may have: -1 then, and cl is gone. */
+static int flush_ready(struct client *cl)
+{
+    /* TODO 9a: send, in order, every reply at the head of cl's queue that
+     * is ready (not waiting), and free each once sent (send_job sends a
+     * busy run's count copies); stop at the first one still waiting.  A
+     * job marked last (a bad frame's reply) is followed by
+     * conn_shutdown().  This runs outside the connection's callbacks: a
+     * conn_send() that fails there has already closed the connection
+     * (on_close freed cl), and conn_shutdown() may have: after either,
+     * return -1 at once and touch nothing of cl. */
+    (void)cl;
+    (void)send_job;
+    app_error("TODO 9: flush_ready() in server.c is not written yet");
+}
+
+/* Answer with a ready reply: at once if nothing is owed before it, else
+ * behind what is.  0, or -1 if the connection is closing. */
+static int answer(struct client *cl, enum calc_status st, long long result)
+{
+    /* TODO 8: a reply that is ready (calc_format).  Nothing owed before
+     * it: conn_send() at once, as lab 09 does.  Otherwise it goes behind
+     * what is owed (append), because a client matches replies by order.
+     * Bound what a connection holds: once it owes CONN_MAX_OWED entries,
+     * this reply is '5 0' (busy) whatever the request was, and a busy
+     * reply behind a ready busy run is only counted (tail->count++), so
+     * a client pipelining without end behind a slow request costs
+     * nothing more.  0, or -1 if the connection is closing (conn_send
+     * failed, or no memory: conn_close). */
+    (void)cl;
+    (void)st;
+    (void)result;
+    app_error("TODO 8: answer() in server.c is not written yet");
+}
+
+/* `x ~ ms`: to the pool, or busy.  0, or -1 if the connection is closing. */
+static int slow(struct client *cl, long long x, unsigned ms)
+{
+    if (run_inline) {
+        /* The naive design: the whole server sleeps with this client. */
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+        return answer(cl, CALC_OK, x);
+    }
+    /* TODO 7: hand `x ~ ms` to the pool: a job (job_new) with the task's
+     * run function (slow_run), x, ms, marked waiting, submitted with
+     * tpool_submit(), and appended to cl's queue so its reply keeps its
+     * place.  The pool refuses it (queue full), or the connection owes
+     * CONN_MAX_OWED already, or no memory: answer '5 0' (busy) at once
+     * instead, and keep the unused job for next time (job_keep).  Never
+     * wait for room.  0, or -1 if the connection is closing. */
+    (void)job_new;
+    (void)job_keep;
+    (void)slow_run;
+    app_error("TODO 7: slow() in server.c is not written yet");
+}
+
+/* One request payload.  0, or -1 if the connection is closing. */
+static int request(struct client *cl, const char *payload, size_t n)
+{
+    long long x, y, result = 0;
+    const char *op;
+    size_t oplen;
+    enum calc_status st = calc_parse(payload, n, &x, &op, &oplen, &y);
+    if (st == CALC_OK && oplen == 1 && op[0] == '~') {
+        if (y >= 0 && y <= SLOW_MAX_MS)
+            return slow(cl, x, (unsigned)y);
+        st = CALC_MALFORMED;
+    } else if (st == CALC_OK) {
+        st = oplen == 1 ? calc_apply(x, op[0], y, &result) : CALC_BAD_OP;
+    }
+    return answer(cl, st, result);
+}
+
+/* ---------- the connection's callbacks (the loop) ----------------------------------- */
+
+static int on_open(struct conn *c)
+{
+    struct client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        unix_warn("calloc", conn_name(c));
+        return -1;
+    }
+    cl->c = c;
+    conn_set_ctx(c, cl);
+    return 0;
+}
+
+/* The connection is about to be freed.  Ready replies go with it; jobs
+ * still with the pool are disowned, and freed when they come back. */
+static void on_close(struct conn *c, void *ctx)
+{
+    struct client *cl = ctx;
+    (void)c;
+    /* TODO 10: c is about to be freed.  Free cl and the ready replies it
+     * holds; but a job still with the pool (waiting) belongs to the pool
+     * until the loop collects it, and a worker may be running it right
+     * now: disown it (owner = NULL), do not free it.  jobs_done_cb frees
+     * a disowned job when it comes back. */
+    (void)cl;
+    app_error("TODO 10: on_close() in server.c is not written yet");
+}
+
+/* Every complete frame in data[0..n), in order; returns the bytes used. */
+static size_t on_data(struct conn *c, void *ctx, char *data, size_t n)
+{
+    struct client *cl = ctx;
+    size_t used = 0;
+    if (cl->closing)
+        return n; /* after a bad frame, nothing more is answered */
+    while (used < n) {
+        const char *payload;
+        size_t plen;
+        ssize_t len = frame_next(data + used, n - used, &payload, &plen);
+        if (len == 0)
+            break;
+        if (len < 0) {
+            /* After every reply owed: 3@9 0@, then the polite close. */
+            cl->closing = 1;
+            if (!cl->head) {
+                conn_send(c, BAD_FRAME_REPLY, sizeof BAD_FRAME_REPLY - 1);
+                conn_shutdown(c);
+                return n;
+            }
+            struct job *j = calloc(1, sizeof *j);
+            if (!j) {
+                conn_close(c);
+                return n;
+            }
+            memcpy(j->reply, BAD_FRAME_REPLY, sizeof BAD_FRAME_REPLY - 1);
+            j->len = sizeof BAD_FRAME_REPLY - 1;
+            j->last = 1;
+            append(cl, j);
+            return n;
+        }
+        used += (size_t)len;
+        if (request(cl, payload, plen) == -1)
+            return n;
+    }
+    return used;
+}
+
+/* The pool's eventfd: jobs have come back.  Each is now ready; the
+ * connections whose first owed reply it is send what they can. */
+static void jobs_done_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    (void)r;
+    (void)fd;
+    (void)events;
+    (void)arg;
+    /* TODO 9b: the pool's eventfd is readable: tpool_collect() the jobs
+     * that came back.  Each is ready now (no longer waiting); free it if
+     * its connection has gone (no owner); if it is the first reply its
+     * connection owes, flush_ready() that connection (which may close
+     * it: then its other jobs in this same list are disowned, so look at
+     * each job's owner only when you reach it). */
+    (void)flush_ready;
+    app_error("TODO 9: jobs_done_cb() in server.c is not written yet");
+}
+
+/* ---------- signals, as events ------------------------------------------------------ */
+
+static void print_stats(FILE *to)
+{
+    struct tpool_stats ts;
+    tpool_get_stats(workers, &ts);
+    fprintf(to, "stats: connections %zu\n", srv.nconns);
+    fprintf(to, "workers: %u (idle %u, peak %u; started %zu, retired %zu), queued %zu, tasks %zu, refused %zu\n",
+            ts.threads, ts.idle, ts.peak, ts.started, ts.retired, ts.queued, ts.submitted, ts.refused);
+    pool_print_stats(srv.pool, to);
+}
+
+static void signal_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct signalfd_siginfo si;
+    (void)events;
+    (void)arg;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGUSR1)
+            print_stats(stderr);
+        else
+            reactor_stop(r); /* SIGTERM, SIGINT */
+    }
+}
+
+/* ---------- the command line -------------------------------------------------------- */
+
+static void usage(FILE *to, const char *prog)
+{
+    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-t MIN:MAX] [-q N] [--inline]\n"
+                "  -p PORT     port to listen on, 0-65535 (default %d; 0 = any free port)\n"
+                "  -a ADDR     IPv4 address to listen on (default %s)\n"
+                "  -v          verbose: log more to stderr\n"
+                "  -t MIN:MAX  worker threads, 1 <= MIN <= MAX <= %d (default %d:%d)\n"
+                "  -q N        tasks that may wait for a worker, 0-%d (default %d); more: status 5\n"
+                "  --inline    run `~` in the event loop itself (the naive design, to compare)\n",
+            prog, DEFAULT_PORT, DEFAULT_ADDR, TPOOL_MAX_THREADS, DEFAULT_MIN, DEFAULT_MAX,
+            QUEUE_LIMIT, DEFAULT_QUEUE);
+}
+
+static void bad_args(const char *prog, const char *why, const char *what)
+{
+    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
+    usage(stderr, prog);
+    exit(2);
+}
+
+/* A decimal number from lo to hi, digits only; -1 if not. */
+static long number(const char *s, const char *end, long lo, long hi)
+{
+    long v = 0;
+    if (s == end || end - s > 9)
+        return -1;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v >= lo && v <= hi ? v : -1;
+}
+
+/* Lab 10's own options (-t, -q, --inline, -h) are taken out here; the
+ * rest (-p, -a, -v) goes to common/'s parse_args, which rejects anything
+ * it does not know. */
+static void parse_options(int argc, char **argv, struct server_opts *opts, unsigned *min,
+                          unsigned *max, size_t *queue)
+{
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        unix_error("calloc", "arguments");
+    int nrest = 0;
+    rest[nrest++] = (char *)prog;
+    *min = DEFAULT_MIN;
+    *max = DEFAULT_MAX;
+    *queue = DEFAULT_QUEUE;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout, prog);
+            exit(0);
+        } else if (strcmp(a, "--inline") == 0) {
+            run_inline = 1;
+        } else if (strcmp(a, "-t") == 0) {
+            if (i + 1 >= argc)
+                bad_args(prog, "option needs a value", a);
+            const char *v = argv[++i], *colon = strchr(v, ':');
+            long lo = colon ? number(v, colon, 1, TPOOL_MAX_THREADS) : -1;
+            long hi = colon ? number(colon + 1, v + strlen(v), 1, TPOOL_MAX_THREADS) : -1;
+            if (lo < 0 || hi < 0 || lo > hi)
+                bad_args(prog, "-t wants MIN:MAX with 1 <= MIN <= MAX <= 256", v);
+            *min = (unsigned)lo;
+            *max = (unsigned)hi;
+        } else if (strcmp(a, "-q") == 0) {
+            if (i + 1 >= argc)
+                bad_args(prog, "option needs a value", a);
+            const char *v = argv[++i];
+            long q = number(v, v + strlen(v), 0, QUEUE_LIMIT);
+            if (q < 0)
+                bad_args(prog, "-q wants a number from 0 to 1000000", v);
+            *queue = (size_t)q;
+        } else {
+            rest[nrest++] = argv[i];
+            /* -p and -a take a value: keep it with them, even if it looks
+             * like one of our options. */
+            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
+                rest[nrest++] = argv[++i];
+        }
+    }
+    rest[nrest] = NULL;
+    parse_args(nrest, rest, opts);
+    free(rest);
+}
+
+/* ---------- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    unsigned tmin, tmax;
+    size_t qmax;
+    parse_options(argc, argv, &opts, &tmin, &tmax, &qmax);
+    Ignore_sigpipe();
+
+    /* Blocked before any thread starts: the workers and the manager
+     * inherit the mask, so SIGTERM reaches the signalfd, never a worker. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
+        unix_error("sigprocmask", NULL);
+    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd == -1)
+        unix_error("signalfd", NULL);
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        unix_error("getrlimit", "RLIMIT_NOFILE");
+    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+
+    struct reactor *r = reactor_create(max_fds);
+    if (!r)
+        unix_error("reactor_create", NULL);
+    srv.r = r;
+    srv.pool = pool_create(POOL_CAP);
+    if (!srv.pool)
+        unix_error("pool_create", NULL);
+    pool_prealloc(srv.pool, POOL_MIN_SIZE, 16);
+    srv.on_open = on_open;
+    srv.on_data = on_data;
+    srv.on_close = on_close;
+    srv.high_water = HIGH_WATER;
+    srv.low_water = LOW_WATER;
+    srv.verbose = opts.verbose;
+
+    workers = tpool_create(tmin, tmax, qmax);
+    if (!workers)
+        unix_error("tpool_create", NULL);
+
+    int listenfd = Tcp_listen(opts.addr, opts.port);
+    if (conn_server_start(&srv, listenfd) == -1)
+        unix_error("conn_server_start", NULL);
+    if (reactor_add(r, sigfd, REACTOR_READ, signal_cb, NULL) == -1)
+        unix_error("reactor_add", "signalfd");
+    if (reactor_add(r, tpool_fd(workers), REACTOR_READ, jobs_done_cb, NULL) == -1)
+        unix_error("reactor_add", "pool eventfd");
+    Announce_listening(listenfd);
+
+    if (reactor_run(r) == -1)
+        unix_error("reactor_run", NULL);
+
+    /* Stopped by a signal.  The connections first: their jobs still with
+     * the pool are disowned.  Then the pool: sleeping tasks wake, queued
+     * ones are cancelled, every thread is joined.  Then every job that
+     * came back, none of which has an owner any more. */
+    conn_server_stop(&srv);
+    tpool_stop(workers);
+    for (struct tpool_task *t = tpool_collect(workers); t;) {
+        struct tpool_task *next = t->next;
+        free(t);
+        t = next;
+    }
+    free(spare_job);
+    if (opts.verbose)
+        print_stats(stderr);
+    reactor_remove(r, tpool_fd(workers));
+    tpool_destroy(workers);
+    reactor_destroy(r);
+    close(listenfd);
+    close(sigfd);
+    size_t leaked = pool_destroy(srv.pool);
+    if (leaked) {
+        err_msg("pool: %zu buffers still in use at exit", leaked);
+        return 1;
+    }
+    return 0;
+}
