@@ -470,13 +470,22 @@ int conn_server_start(struct conn_server *s, int listenfd)
     s->nconns = 0;
     s->conns = NULL;
     s->linger_head = s->linger_tail = NULL;
-    s->spare_fd = spare_fd_open();
+    /* Without a listener (listenfd -1) nothing is accepted here, so no
+     * spare fd is needed: connections arrive through conn_adopt(). */
+    s->spare_fd = listenfd >= 0 ? spare_fd_open() : -1;
     s->linger_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (s->spare_fd == -1 || s->linger_fd == -1 || set_nonblocking(listenfd) == -1 ||
-        reactor_add(s->r, s->linger_fd, REACTOR_READ, linger_cb, s) == -1 ||
-        reactor_add(s->r, listenfd, REACTOR_READ, accept_cb, s) == -1)
+    if ((listenfd >= 0 && s->spare_fd == -1) || s->linger_fd == -1 ||
+        reactor_add(s->r, s->linger_fd, REACTOR_READ, linger_cb, s) == -1)
+        return -1;
+    if (listenfd >= 0 && (set_nonblocking(listenfd) == -1 ||
+                          reactor_add(s->r, listenfd, REACTOR_READ, accept_cb, s) == -1))
         return -1;
     return 0;
+}
+
+void conn_adopt(struct conn_server *s, int fd, const struct sockaddr *peer)
+{
+    conn_open(s, fd, peer);
 }
 
 void conn_server_stop(struct conn_server *s)

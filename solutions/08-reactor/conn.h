@@ -31,6 +31,7 @@
 #include "reactor.h"
 
 struct conn;
+struct sockaddr;
 
 struct conn_server {
     struct reactor *r;
@@ -70,8 +71,19 @@ struct conn_server {
 #define CONN_LINGER_MS 2000
 
 /* Start accepting on listenfd (made non-blocking here).  The fields
- * above "filled in" must be set.  0, or -1 with errno. */
+ * above "filled in" must be set.  listenfd may be -1: the server then
+ * accepts nothing itself and only serves what conn_adopt() gives it.  0,
+ * or -1 with errno. */
 int conn_server_start(struct conn_server *s, int listenfd);
+
+/* Serve fd, a connection accepted somewhere else (by an acceptor thread
+ * that hands connections to several loops, say), exactly as if this
+ * server had accepted it: on_open, reading, on_close.  fd must already be
+ * non-blocking (accept4 with SOCK_NONBLOCK); peer is its address, for
+ * logs.  From now on fd belongs to the server: if it cannot be served
+ * (no memory, fd beyond the reactor's table) it is closed at once.  Call
+ * it from the thread that runs s's reactor. */
+void conn_adopt(struct conn_server *s, int fd, const struct sockaddr *peer);
 
 /* Close every connection, the spare fd and the linger timer (not
  * listenfd). */
