@@ -1,0 +1,480 @@
+/*
+ * 16-multireactor: the uppercase echo on one event loop per thread.
+ *
+ * YOUR TASK: TODOs 1-5; read labs/16-multireactor/README.md first.  Given:
+ * the service, the per-loop structs and their setup (a reactor, a pool, a
+ * conn_server and an eventfd each), the command line, the main thread's
+ * signal loop and the cleanup.  Yours: the listeners of reuseport mode
+ * (TODO 1), the loop threads (TODO 2), a loop's side of the hand-off
+ * (TODO 3), the acceptor's side (TODO 4) and stopping (TODO 5).  Each
+ * TODO says what the code must guarantee; the handout's Hints have steps.
+ *
+ * Lab 08's reactor, pool and connections are linked from YOUR labs/08
+ * (lab.mk): they must work first.
+ *
+ * Lab 08's reactor, pool and connections are single-threaded by design
+ * (reactor.h: "one reactor is used by one thread"; bufpool.h: one pool
+ * per loop, no lock).  This lab keeps them exactly so and multiplies
+ * them: N loops, each a thread with its own reactor, its own pool and its
+ * own conn_server.  A connection is handed to one loop when it is
+ * accepted and lives there until it closes, so the data path (read,
+ * upcase, write, the pool) never touches anything another thread touches.
+ *
+ * Two ways to give connections to the loops (-m):
+ *
+ *   dispatch   (muduo's one loop per thread, the seeds' reactor with a
+ *              thread queue) the main thread accepts, and hands each
+ *              connection to the next loop, round-robin: the fd goes into
+ *              that loop's queue (a mutex-protected list), and a write to
+ *              the loop's eventfd wakes it, because a loop asleep in
+ *              epoll_wait() does not look at a queue.
+ *   reuseport  (nginx's workers with reuseport) every loop has a
+ *              listening socket of its own on the same port
+ *              (SO_REUSEPORT); the kernel spreads new connections over
+ *              them by a hash of the addresses and ports, and each loop
+ *              accepts for itself.  No acceptor, no queue.
+ *
+ * What threads share, and only off the data path: each loop's queue (its
+ * mutex), and two flags per loop (stop, print stats) that the main thread
+ * sets before writing the loop's eventfd.  Each loop's counters are its
+ * own and only it prints them; the main thread never reads another
+ * loop's state.  The per-loop struct is padded to a cache line so that
+ * one loop's writes to its own fields never invalidate a line another
+ * loop is reading (false sharing).
+ *
+ * Signals: blocked in every thread (the mask is set before any thread
+ * starts, and threads inherit it), read from a signalfd by the main
+ * thread only.  SIGTERM/SIGINT: every loop is told to stop through its
+ * eventfd, every thread is joined, everything is freed, exit 0.  SIGUSR1:
+ * every loop prints one line, "loop I tid T: connections N accepted M".
+ */
+#define _GNU_SOURCE /* accept4, sched_getaffinity, gettid via syscall, pthread_setname_np */
+
+#include "wrap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "conn.h"
+#include "reactor.h"
+
+#define POOL_CAP ((size_t)256 * 1024 * 1024) /* per loop */
+#define HIGH_WATER ((size_t)4 * 1024 * 1024)  /* per connection, see conn.h */
+#define LOW_WATER ((size_t)1024 * 1024)
+#define MAX_LOOPS 256
+#define CACHE_LINE 64
+
+enum mode { MODE_DISPATCH, MODE_REUSEPORT };
+
+/* A connection on its way from the acceptor to a loop. */
+struct handoff {
+    struct handoff *next;
+    int fd;
+    struct sockaddr_storage peer;
+};
+
+/* One loop.  Everything here is used by the loop's own thread only,
+ * except the fields marked shared. */
+struct loop {
+    int id;
+    pthread_t thread;
+    int tid;                  /* the kernel's id of the thread, for /proc */
+    struct reactor *r;
+    struct conn_server srv;   /* its own pool (srv.pool) and connections */
+    int listenfd;             /* reuseport: its own listener; dispatch: -1 */
+    unsigned long accepted;   /* connections this loop has served, in all */
+    int verbose;
+    /* shared: */
+    int wakefd;               /* eventfd: written by the main thread */
+    pthread_mutex_t lock;     /* guards queue */
+    struct handoff *queue;    /* dispatch: adopted on the next wake-up */
+    atomic_int stop;          /* set by main before it writes wakefd */
+    atomic_int want_stats;
+} __attribute__((aligned(CACHE_LINE)));
+
+/* ---------- the service ---------------------------------------------------------- */
+
+static size_t on_data(struct conn *c, void *ctx, char *data, size_t n)
+{
+    (void)ctx;
+    upcase(data, n);
+    conn_send(c, data, n); /* on failure the connection is closed for us */
+    return n;
+}
+
+/* Counted here, not from the acceptor: in reuseport mode the loop itself
+ * accepts, and this is the one place both modes go through. */
+static int on_open(struct conn *c)
+{
+    struct loop *l = conn_srv(c)->app;
+    l->accepted++;
+    if (l->verbose)
+        err_msg("loop %d tid %d: connect %s", l->id, l->tid, conn_name(c));
+    return 0;
+}
+
+/* ---------- one loop -------------------------------------------------------------- */
+
+static void print_loop(const struct loop *l)
+{
+    /* One line per loop, written with one write (err_msg), so the lines of
+     * loops printing at the same time do not mix. */
+    err_msg("loop %d tid %d: connections %zu accepted %lu", l->id, l->tid, l->srv.nconns,
+            l->accepted);
+}
+
+/* The loop's eventfd: the main thread wants something (a stop, the
+ * stats), or the acceptor queued connections. */
+static void wake_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    (void)r;
+    (void)fd;
+    (void)events;
+    (void)arg;
+    /* TODO 3: the loop's side.  This runs in loop l's own thread (arg is
+     * l) when its eventfd is readable: read the eventfd until EAGAIN;
+     * take every connection queued for l (under l->lock, held only to
+     * take the list, not while serving) and give each to l's conn_server
+     * with conn_adopt(), freeing its struct handoff; if l->want_stats is
+     * set, clear it and print_loop(l); if l->stop is set, reactor_stop(). */
+    app_error("TODO 3: wake_cb (a loop adopting its queued connections) is not written yet");
+}
+
+/* A loop's thread (TODO 2). */
+static void *loop_main(void *arg)
+{
+    (void)arg;
+    return NULL;
+}
+
+/* Wake loop l: eventfd adds to a counter, so any number of writes before
+ * the loop reads cost it one wake-up. */
+static void wake(struct loop *l)
+{
+    uint64_t one = 1;
+    if (write(l->wakefd, &one, sizeof one) == -1)
+        unix_warn("write", "eventfd");
+}
+
+/* Start l's thread, which runs l's loop until it is told to stop. */
+static void start_loop(struct loop *l)
+{
+    (void)l;
+    (void)loop_main;
+    /* TODO 2: start a thread for loop l that runs loop_main(l).  In the
+     * thread, before the loop runs: name the thread "loop I" (I = l->id;
+     * pthread_setname_np: the tests find the loops in
+     * /proc/PID/task/TID/comm), set l->tid to the thread's kernel id
+     * (syscall(SYS_gettid)), then reactor_run(l->r) until it is stopped
+     * (warn if it fails).  Every field of l that the thread uses is set
+     * before this is called. */
+    app_error("TODO 2: start_loop (one thread per loop) is not written yet");
+}
+
+/* ---------- listening ---------------------------------------------------------------- */
+
+/* A listener with SO_REUSEPORT set before bind(): every socket of the
+ * group must have it, the first one included. */
+static int reuseport_listen(const char *addr, int port)
+{
+    (void)addr;
+    (void)port;
+    /* TODO 1: a listening TCP socket on addr:port (as tcp_listen() in
+     * common/wrap.c does) that may share its port with the other loops'
+     * listeners: SO_REUSEPORT, set before bind() on every socket of the
+     * group.  Returns the fd, or -1 with errno set (nothing left open). */
+    app_error("TODO 1: reuseport_listen is not written yet");
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    if (getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+        unix_error("getsockname", NULL);
+    return ntohs(sin.sin_port);
+}
+
+/* ---------- the acceptor (dispatch mode) ---------------------------------------------- */
+
+static struct loop *loops;
+static int nloops;
+static int next_loop; /* round-robin: used by the main thread only */
+
+/* Accept until EAGAIN, and queue each connection on the next loop. */
+static void accept_all(int listenfd, int *spare)
+{
+    (void)listenfd;
+    (void)spare;
+    (void)next_loop;
+    /* TODO 4: the acceptor's side (main thread, dispatch mode).  Accept
+     * every connection waiting on listenfd (until EAGAIN: poll() will not
+     * say it again), non-blocking (accept4 SOCK_NONBLOCK), and give each
+     * to the next loop in turn (next_loop, round-robin over nloops): put
+     * a struct handoff (fd and peer address) on that loop's queue under
+     * its lock, then wake() it.  Errors as lab 08's accept loop: retry the
+     * transient ones (accept_error_is_transient), refuse with the spare fd
+     * when out of fds (spare_fd_refuse), warn and return on others. */
+    app_error("TODO 4: accept_all (handing connections to the loops) is not written yet");
+}
+
+/* Stop every loop and wait for each thread to end.  The flag first, then
+ * the wake-up: the loop reads the flag after the eventfd woke it, so it
+ * cannot miss it (the eventfd's counter keeps the wake-up even if the
+ * loop was busy).  A signal would not do: it is blocked in every thread. */
+static void stop_loops(void)
+{
+    /* TODO 5: stop every loop and wait for every loop thread to end
+     * (pthread_join).  A loop asleep in epoll_wait() hears only its own
+     * fds: tell it through l->stop and its eventfd (wake()), so wake_cb
+     * stops it.  When this returns, no loop thread runs. */
+    app_error("TODO 5: stop_loops is not written yet");
+}
+
+/* ---------- the command line ------------------------------------------------------- */
+
+static void usage(FILE *to, const char *prog)
+{
+    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-j N] [-m dispatch|reuseport]\n"
+                "  -p PORT   port to listen on, 0-65535 (default %d; 0 = any free port)\n"
+                "  -a ADDR   IPv4 address to listen on (default %s)\n"
+                "  -v        verbose: log connections (with their loop) on stderr\n"
+                "  -j N      event loops, one thread each, 1-%d (default: the CPUs this\n"
+                "            process may run on)\n"
+                "  -m MODE   dispatch: one acceptor hands connections to the loops (default);\n"
+                "            reuseport: one listener per loop (SO_REUSEPORT)\n",
+            prog, DEFAULT_PORT, DEFAULT_ADDR, MAX_LOOPS);
+}
+
+static void bad_args(const char *prog, const char *why, const char *what)
+{
+    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
+    usage(stderr, prog);
+    exit(2);
+}
+
+/* The CPUs this process may run on (taskset, cgroups' cpusets), which is
+ * not always every CPU of the machine. */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == -1)
+        return 1;
+    int n = CPU_COUNT(&set);
+    return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : n;
+}
+
+/* -j and -m are taken out here; the rest goes to common/'s parse_args. */
+static void parse_options(int argc, char **argv, struct server_opts *opts, int *nl,
+                          enum mode *mode)
+{
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        unix_error("calloc", "arguments");
+    int nrest = 0;
+    rest[nrest++] = (char *)prog;
+    *nl = 0;
+    *mode = MODE_DISPATCH;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout, prog);
+            free(rest);
+            exit(0);
+        } else if (strcmp(a, "-j") == 0) {
+            if (i + 1 >= argc)
+                bad_args(prog, "option needs a value", a);
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (v[0] < '0' || v[0] > '9' || errno || *end || n < 1 || n > MAX_LOOPS)
+                bad_args(prog, "-j wants a number of loops from 1 to 256", v);
+            *nl = (int)n;
+        } else if (strcmp(a, "-m") == 0) {
+            if (i + 1 >= argc)
+                bad_args(prog, "option needs a value", a);
+            const char *v = argv[++i];
+            if (strcmp(v, "dispatch") == 0)
+                *mode = MODE_DISPATCH;
+            else if (strcmp(v, "reuseport") == 0)
+                *mode = MODE_REUSEPORT;
+            else
+                bad_args(prog, "-m wants dispatch or reuseport", v);
+        } else {
+            rest[nrest++] = argv[i];
+            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
+                rest[nrest++] = argv[++i];
+        }
+    }
+    rest[nrest] = NULL;
+    parse_args(nrest, rest, opts);
+    free(rest);
+    if (*nl == 0)
+        *nl = usable_cpus();
+}
+
+/* ---------- main ---------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    enum mode mode;
+    parse_options(argc, argv, &opts, &nloops, &mode);
+    Ignore_sigpipe();
+
+    /* Blocked before any thread starts, so every loop inherits the mask
+     * and the signals reach only the signalfd, read by this thread. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
+        unix_error("sigprocmask", NULL);
+    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd == -1)
+        unix_error("signalfd", NULL);
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        unix_error("getrlimit", "RLIMIT_NOFILE");
+    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+
+    /* The listener(s).  reuseport: the first one picks the port (-p 0),
+     * the others join it. */
+    int listenfd = -1, port = opts.port;
+    if (mode == MODE_DISPATCH) {
+        listenfd = Tcp_listen(opts.addr, opts.port);
+        Set_nonblocking(listenfd);
+    }
+
+    loops = aligned_alloc(CACHE_LINE, sizeof *loops * (size_t)nloops);
+    if (!loops)
+        unix_error("aligned_alloc", "loops");
+    memset(loops, 0, sizeof *loops * (size_t)nloops);
+    for (int i = 0; i < nloops; i++) {
+        struct loop *l = &loops[i];
+        l->id = i;
+        l->verbose = opts.verbose;
+        l->listenfd = -1;
+        if (mode == MODE_REUSEPORT) {
+            l->listenfd = reuseport_listen(opts.addr, port);
+            if (l->listenfd == -1) {
+                char name[ADDR_STRLEN];
+                snprintf(name, sizeof name, "%s:%d", opts.addr, port);
+                unix_error("listen (SO_REUSEPORT)", name);
+            }
+            port = bound_port(l->listenfd);
+        }
+        l->r = reactor_create(max_fds);
+        if (!l->r)
+            unix_error("reactor_create", NULL);
+        l->srv.r = l->r;
+        l->srv.pool = pool_create(POOL_CAP);
+        if (!l->srv.pool)
+            unix_error("pool_create", NULL);
+        pool_prealloc(l->srv.pool, POOL_MIN_SIZE, 16);
+        l->srv.on_open = on_open;
+        l->srv.on_data = on_data;
+        l->srv.app = l;
+        l->srv.high_water = HIGH_WATER;
+        l->srv.low_water = LOW_WATER;
+        l->srv.verbose = opts.verbose > 1; /* -v -v: conn.c's own connect/close lines too */
+        if (conn_server_start(&l->srv, l->listenfd) == -1)
+            unix_error("conn_server_start", NULL);
+        l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (l->wakefd == -1)
+            unix_error("eventfd", NULL);
+        if (reactor_add(l->r, l->wakefd, REACTOR_READ, wake_cb, l) == -1)
+            unix_error("reactor_add", "eventfd");
+        int rc = pthread_mutex_init(&l->lock, NULL);
+        if (rc)
+            posix_error(rc, "pthread_mutex_init", NULL);
+        atomic_init(&l->stop, 0);
+        atomic_init(&l->want_stats, 0);
+    }
+    for (int i = 0; i < nloops; i++)
+        start_loop(&loops[i]);
+
+    Announce_listening(mode == MODE_DISPATCH ? listenfd : loops[0].listenfd);
+
+    /* The main thread: signals, and in dispatch mode the acceptor.  poll()
+     * is enough for two fds; the loops' epoll instances are theirs. */
+    int spare = mode == MODE_DISPATCH ? spare_fd_open() : -1;
+    struct pollfd pf[2] = {{.fd = sigfd, .events = POLLIN}, {.fd = listenfd, .events = POLLIN}};
+    int running = 1;
+    while (running) {
+        if (poll(pf, 2, -1) == -1) {
+            if (errno == EINTR)
+                continue;
+            unix_error("poll", NULL);
+        }
+        if (pf[1].revents)
+            accept_all(listenfd, &spare);
+        struct signalfd_siginfo si;
+        while (read(sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGUSR1) {
+                for (int i = 0; i < nloops; i++) {
+                    atomic_store(&loops[i].want_stats, 1);
+                    wake(&loops[i]);
+                }
+            } else {
+                running = 0;
+            }
+        }
+    }
+
+    /* Every loop has returned from reactor_run() and its thread is gone:
+     * what it used is ours to free now. */
+    stop_loops();
+    int status = 0;
+    for (int i = 0; i < nloops; i++) {
+        struct loop *l = &loops[i];
+        conn_server_stop(&l->srv);
+        /* Handed over but never adopted: the loop stopped first. */
+        for (struct handoff *h = l->queue, *next; h; h = next) {
+            next = h->next;
+            close(h->fd);
+            free(h);
+        }
+        if (opts.verbose)
+            print_loop(l);
+        reactor_remove(l->r, l->wakefd);
+        close(l->wakefd);
+        reactor_destroy(l->r);
+        if (l->listenfd >= 0)
+            close(l->listenfd);
+        pthread_mutex_destroy(&l->lock);
+        size_t leaked = pool_destroy(l->srv.pool);
+        if (leaked) {
+            err_msg("loop %d: pool: %zu buffers still in use at exit", i, leaked);
+            status = 1;
+        }
+    }
+    free(loops);
+    if (spare >= 0)
+        close(spare);
+    if (listenfd >= 0)
+        close(listenfd);
+    close(sigfd);
+    return status;
+}
