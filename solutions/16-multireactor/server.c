@@ -179,6 +179,12 @@ static void wake(struct loop *l)
         unix_warn("write", "eventfd");
 }
 
+/* Start l's thread, which runs l's loop until it is told to stop. */
+static void start_loop(struct loop *l)
+{
+    Pthread_create(&l->thread, NULL, loop_main, l);
+}
+
 /* ---------- listening ---------------------------------------------------------------- */
 
 /* A listener with SO_REUSEPORT set before bind(): every socket of the
@@ -267,6 +273,23 @@ static void accept_all(int listenfd, int *spare)
         errno = err;
         unix_warn("accept", "listening socket");
         return;
+    }
+}
+
+/* Stop every loop and wait for each thread to end.  The flag first, then
+ * the wake-up: the loop reads the flag after the eventfd woke it, so it
+ * cannot miss it (the eventfd's counter keeps the wake-up even if the
+ * loop was busy).  A signal would not do: it is blocked in every thread. */
+static void stop_loops(void)
+{
+    for (int i = 0; i < nloops; i++) {
+        atomic_store(&loops[i].stop, 1);
+        wake(&loops[i]);
+    }
+    for (int i = 0; i < nloops; i++) {
+        int rc = pthread_join(loops[i].thread, NULL);
+        if (rc)
+            posix_error(rc, "pthread_join", NULL);
     }
 }
 
@@ -435,7 +458,7 @@ int main(int argc, char **argv)
         atomic_init(&l->want_stats, 0);
     }
     for (int i = 0; i < nloops; i++)
-        Pthread_create(&loops[i].thread, NULL, loop_main, &loops[i]);
+        start_loop(&loops[i]);
 
     Announce_listening(mode == MODE_DISPATCH ? listenfd : loops[0].listenfd);
 
@@ -465,18 +488,12 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Stop: every loop, then wait for each to return before freeing what
-     * it used. */
-    for (int i = 0; i < nloops; i++) {
-        atomic_store(&loops[i].stop, 1);
-        wake(&loops[i]);
-    }
+    /* Every loop has returned from reactor_run() and its thread is gone:
+     * what it used is ours to free now. */
+    stop_loops();
     int status = 0;
     for (int i = 0; i < nloops; i++) {
         struct loop *l = &loops[i];
-        int rc = pthread_join(l->thread, NULL);
-        if (rc)
-            posix_error(rc, "pthread_join", NULL);
         conn_server_stop(&l->srv);
         /* Handed over but never adopted: the loop stopped first. */
         for (struct handoff *h = l->queue, *next; h; h = next) {
