@@ -133,9 +133,13 @@ def read_tap(path):
             if m:
                 name = m.group(3)
                 skip = re.search(r" # skip\b", name, re.I)
+                reason = ""
                 if skip:
+                    reason = name[skip.end():].strip(" :-") or "no reason given"
                     name = name[:skip.start()]
-                cur = [m.group(1) == "ok", int(m.group(4) or 0), []]
+                # A skipped test did not run: it is never counted as passed.
+                cur = [m.group(1) == "ok" and not skip, int(m.group(4) or 0),
+                       ["skipped, so it scores 0: " + reason] if skip else []]
                 out[name] = cur
             elif cur is not None and line.startswith("#"):
                 cur[2].append(line[2:] if line.startswith("# ") else line[1:])
