@@ -9,7 +9,8 @@
  * are new:
  *
  *   - heartbeats: a 4@PING@ from the server is answered 4@PONG@ at once,
- *     so a server run with -k never closes a client that is merely quiet;
+ *     so a server run with -k never closes a client that is merely quiet
+ *     (a line "PING" is sent as it is, and its answer printed: PONG);
  *   - reconnecting: when the connection drops (or cannot be made), it
  *     connects again after 50 ms, then 100, 200, ... doubling up to 1 s
  *     (exponential backoff: a server that is down or restarting is not
@@ -313,9 +314,12 @@ int main(int argc, char **argv)
                         bytes_add(&wire, "4@PONG@", 7);
                     continue;
                 }
-                if (plen == 4 && memcmp(payload, "PONG", 4) == 0)
-                    continue;
-                if (owed_head == owed.len || print_reply(payload, plen) == -1) {
+                /* A PONG answers a line "PING" the user typed (this
+                 * client sends no PING of its own): it prints PONG. */
+                int pong = plen == 4 && memcmp(payload, "PONG", 4) == 0;
+                if (pong && owed_head < owed.len)
+                    printf("PONG\n");
+                if (owed_head == owed.len || (!pong && print_reply(payload, plen) == -1)) {
                     err_msg("client: the server sent a reply nobody asked for");
                     snprintf(lastwhy, sizeof lastwhy, "an unexpected reply");
                     dropped = 1;

@@ -1,0 +1,317 @@
+/*
+ * 14-timers: lab 09's calculator with idle timeouts and heartbeats.
+ *
+ *     server [-p PORT] [-a ADDR] [-v] [-i MS] [-k MS]
+ *
+ *   -i MS   close a connection from which nothing arrived for MS ms;
+ *   -k MS   heartbeats: after MS ms of silence from the client send it
+ *           4@PING@, again after 2 MS and 3 MS, and close it at 4 MS.
+ *           Any byte from the client ends the silence (a 4@PONG@ answer,
+ *           a request, half a frame).
+ *
+ * A PING from the client is answered 4@PONG@; a PONG gets no reply.
+ *
+ * Each connection has ONE timer (timer.h), embedded in its context, set to
+ * the next thing that must happen to it: a ping, or the close.  Reading
+ * does not touch the timer: on_data only notes the time of the last byte
+ * (a store, no heap work, no system call, however fast the client sends).
+ * When the timer fires, it looks at that time: if the client spoke since,
+ * the deadline simply moves to where it now belongs; if not, the ping is
+ * sent or the connection closed.  (This is how nginx and the Linux
+ * kernel's TCP keepalive treat a busy connection's timer: they check
+ * lazily when it fires, instead of moving it on every packet.)
+ *
+ * Everything else is lab 08's and lab 09's, linked from their directories
+ * (YOUR labs/08-reactor and labs/09-framing: they must work first).
+ *
+ * YOUR TASK: TODOs 5-7 here, after timer.c's TODOs 1-4.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "wrap.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "bufpool.h"
+#include "calc.h"
+#include "conn.h"
+#include "reactor.h"
+#include "timer.h"
+
+#define POOL_CAP ((size_t)256 * 1024 * 1024)
+/* As lab 09 (see its server.c): one read short of 4 MiB. */
+#define HIGH_WATER ((size_t)4 * 1024 * 1024 - 64 * 1024)
+#define LOW_WATER ((size_t)1024 * 1024)
+
+#define MAX_MS 86400000L /* -i and -k: at most a day */
+#define PINGS 3          /* heartbeats sent before the close */
+
+#define PING_FRAME "4@PING@"
+#define PONG_FRAME "4@PONG@"
+
+static struct conn_server srv;
+static struct timers *timers;
+static long long idle_ns; /* -i, in ns; 0: off */
+static long long beat_ns; /* -k, in ns; 0: off */
+
+/* What the server keeps per connection. */
+struct client {
+    struct conn *c;
+    struct timer timer;  /* the next ping or the close */
+    long long last_rx;   /* when the last byte arrived (timers_now()) */
+    int pings;           /* PINGs sent since then */
+};
+
+/* TODO 5: the connection's timer fired.  The contract (-i and -k above):
+ * close the connection (conn_close) once nothing arrived for idle_ns; with
+ * beat_ns, send PING_FRAME after beat_ns, 2 and 3 beat_ns of silence
+ * (counted in cl->pings) and close at 4.  If the client spoke since the
+ * timer was set, nothing is due yet: set the timer again for the next
+ * deadline (timer_add_at).  Never touch cl after conn_close(), nor after a
+ * conn_send() that failed: on_close has freed it. */
+static void client_timeout(struct timers *ts, struct timer *t, void *arg)
+{
+    (void)ts;
+    (void)t;
+    (void)arg;
+    app_error("TODO 5: client_timeout() in server.c is not written yet");
+}
+
+/* ---------- the connections ---------------------------------------------------------- */
+
+static int on_open(struct conn *c)
+{
+    struct client *cl = calloc(1, sizeof *cl);
+    if (!cl) {
+        unix_warn("calloc", conn_name(c));
+        return -1;
+    }
+    cl->c = c;
+    cl->last_rx = timers_now();
+    timer_init(&cl->timer, client_timeout, cl);
+    /* TODO 6a: with -i or -k, arm the timer for the first deadline (refuse
+     * the connection, -1, if that fails). */
+    if (idle_ns || beat_ns)
+        app_error("TODO 6: on_open() in server.c does not arm the timer yet");
+    conn_set_ctx(c, cl);
+    return 0;
+}
+
+/* The timer goes with the connection: a timer left in the heap would fire
+ * later on freed memory. */
+static void on_close(struct conn *c, void *ctx)
+{
+    struct client *cl = ctx;
+    (void)c;
+    if (!cl)
+        return;
+    /* TODO 6b: cancel cl's timer before freeing cl. */
+    app_error("TODO 6: on_close() in server.c does not cancel the timer yet");
+    free(cl);
+}
+
+/* Answer every complete frame in data[0..n), in order (lab 09's on_data,
+ * plus PING and PONG). */
+static size_t on_data(struct conn *c, void *ctx, char *data, size_t n)
+{
+    struct client *cl = ctx;
+    size_t used = 0;
+    /* TODO 7a: any byte ends the silence. */
+    (void)cl;
+    app_error("TODO 7: on_data() in server.c is not written yet");
+    while (used < n) {
+        const char *payload;
+        size_t plen;
+        ssize_t len = frame_next(data + used, n - used, &payload, &plen);
+        if (len == 0)
+            break;
+        if (len < 0) {
+            /* The polite close has its own 2 s limit (lab 08): no more
+             * pings after the bad frame's reply (TODO 7c: cancel the
+             * timer here). */
+            conn_send(c, BAD_FRAME_REPLY, sizeof BAD_FRAME_REPLY - 1);
+            conn_shutdown(c);
+            return n;
+        }
+        used += (size_t)len;
+        /* TODO 7b: the payload PING is answered PONG_FRAME; PONG gets no
+         * reply; anything else is a request (lab 09). */
+        char reply[32];
+        size_t rn = calc_reply(payload, plen, reply, sizeof reply);
+        if (conn_send(c, reply, rn) == -1)
+            return n;
+    }
+    return used;
+}
+
+/* ---------- signals, as events ------------------------------------------------------ */
+
+static void print_stats(FILE *to)
+{
+    fprintf(to, "stats: connections %zu timers %zu\n", srv.nconns, timers_count(timers));
+    pool_print_stats(srv.pool, to);
+}
+
+static void signal_cb(struct reactor *r, int fd, int events, void *arg)
+{
+    struct signalfd_siginfo si;
+    (void)events;
+    (void)arg;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGUSR1)
+            print_stats(stderr);
+        else
+            reactor_stop(r);
+    }
+}
+
+/* ---------- the command line -------------------------------------------------------- */
+
+static void usage(FILE *to, const char *prog)
+{
+    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-i MS] [-k MS]\n"
+                "  -p PORT   port to listen on, 0-65535 (default %d; 0 = any free port)\n"
+                "  -a ADDR   IPv4 address to listen on (default %s)\n"
+                "  -v        verbose: log connections and timeouts to stderr\n"
+                "  -i MS     close a connection silent for MS ms (1-%ld)\n"
+                "  -k MS     heartbeat: PING after MS, 2 MS, 3 MS of silence, close at 4 MS (1-%ld)\n",
+            prog, DEFAULT_PORT, DEFAULT_ADDR, MAX_MS, MAX_MS);
+}
+
+static void bad_args(const char *prog, const char *why, const char *what)
+{
+    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
+    usage(stderr, prog);
+    exit(2);
+}
+
+/* A decimal number of milliseconds, 1 to MAX_MS, digits only; -1 if not. */
+static long millis(const char *s)
+{
+    long v = 0;
+    size_t n = strlen(s);
+    if (n == 0 || n > 9)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v >= 1 && v <= MAX_MS ? v : -1;
+}
+
+/* -i, -k and -h are ours; the rest (-p, -a, -v) goes to common/'s
+ * parse_args, which rejects anything it does not know. */
+static void parse_options(int argc, char **argv, struct server_opts *opts)
+{
+    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        unix_error("calloc", "arguments");
+    int nrest = 0;
+    rest[nrest++] = (char *)prog;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout, prog);
+            free(rest);
+            exit(0);
+        } else if (strcmp(a, "-i") == 0 || strcmp(a, "-k") == 0) {
+            if (i + 1 >= argc) {
+                free(rest);
+                bad_args(prog, "option needs a value", a);
+            }
+            long ms = millis(argv[++i]);
+            if (ms < 0) {
+                free(rest);
+                bad_args(prog, "-i and -k want milliseconds, 1 to 86400000", argv[i]);
+            }
+            if (a[1] == 'i')
+                idle_ns = ms * TIMER_MS;
+            else
+                beat_ns = ms * TIMER_MS;
+        } else {
+            rest[nrest++] = argv[i];
+            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
+                rest[nrest++] = argv[++i];
+        }
+    }
+    rest[nrest] = NULL;
+    parse_args(nrest, rest, opts);
+    free(rest);
+}
+
+/* ---------- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    parse_options(argc, argv, &opts);
+    Ignore_sigpipe();
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
+        unix_error("sigprocmask", NULL);
+    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd == -1)
+        unix_error("signalfd", NULL);
+
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        unix_error("getrlimit", "RLIMIT_NOFILE");
+    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+
+    struct reactor *r = reactor_create(max_fds);
+    if (!r)
+        unix_error("reactor_create", NULL);
+    timers = timers_create(r);
+    if (!timers)
+        unix_error("timers_create", NULL);
+    srv.r = r;
+    srv.pool = pool_create(POOL_CAP);
+    if (!srv.pool)
+        unix_error("pool_create", NULL);
+    pool_prealloc(srv.pool, POOL_MIN_SIZE, 16);
+    srv.on_open = on_open;
+    srv.on_data = on_data;
+    srv.on_close = on_close;
+    srv.high_water = HIGH_WATER;
+    srv.low_water = LOW_WATER;
+    srv.verbose = opts.verbose;
+
+    int listenfd = Tcp_listen(opts.addr, opts.port);
+    if (conn_server_start(&srv, listenfd) == -1)
+        unix_error("conn_server_start", NULL);
+    if (reactor_add(r, sigfd, REACTOR_READ, signal_cb, NULL) == -1)
+        unix_error("reactor_add", "signalfd");
+    Announce_listening(listenfd);
+
+    if (reactor_run(r) == -1)
+        unix_error("reactor_run", NULL);
+
+    /* Connections first: each cancels its timer as it closes. */
+    conn_server_stop(&srv);
+    if (opts.verbose)
+        print_stats(stderr);
+    timers_destroy(timers);
+    reactor_destroy(r);
+    close(listenfd);
+    close(sigfd);
+    size_t leaked = pool_destroy(srv.pool);
+    if (leaked) {
+        err_msg("pool: %zu buffers still in use at exit", leaked);
+        return 1;
+    }
+    return 0;
+}
