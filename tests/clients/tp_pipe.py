@@ -4,7 +4,7 @@
     python3 tests/clients/tp_pipe.py --port 9527 --mode table
     python3 tests/clients/tp_pipe.py --port 9527 --mode order --delay 400
     python3 tests/clients/tp_pipe.py --port 9527 --mode fuzz --conns 20 --count 300
-    python3 tests/clients/tp_pipe.py --port 9527 --mode flood --count 300000 --delay 100
+    python3 tests/clients/tp_pipe.py --port 9527 --mode flood --count 200000 --delay 100
     python3 tests/clients/tp_pipe.py --port 9527 --mode badframe --delay 300
 
 Every request of a connection goes in one write (as far as the socket takes
