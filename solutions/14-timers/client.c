@@ -51,6 +51,8 @@ struct bytes {
 
 static void bytes_add(struct bytes *b, const void *data, size_t n)
 {
+    if (n == 0)
+        return; /* data may be NULL then (an empty buffer), and memcpy must not see it */
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)

@@ -11,8 +11,9 @@ for a client's PING, and clients that stay because they speak.
     python3 tests/clients/tm_timers.py --port 9527 --mode churn --ms 400     # server -k 400
 
 Every event is timed on this side with the monotonic clock, from the
-moment the client connected or last sent a byte (the server cannot have
-heard it earlier).  "Early" is any event more than 3 ms before its
+moment the client started to connect or to send its last byte (the server
+cannot have heard it earlier; the clock is read before the call, since the
+client may be descheduled after it while the server goes on).  "Early" is any event more than 3 ms before its
 deadline (the clocks are the same, only the order of two system calls
 differs); "late" is more than --late ms after it.
 
@@ -88,14 +89,20 @@ class Loop:
         heapq.heappush(self.actions, (t, self.n, fn))
 
     def connect(self, p):
+        # The clock is read BEFORE the call: the server cannot accept the
+        # connection (or read a byte) before the client asked for it, but
+        # the client may be descheduled after the call returns while the
+        # server gets on with it.
+        t = time.monotonic()
         p.sock = self.sc.connect("%s: connect" % p.label)
-        p.t0 = p.last_tx = time.monotonic()
+        p.t0 = p.last_tx = t
         p.sock.setblocking(False)
         self.sel.register(p.sock, selectors.EVENT_READ, p)
 
     def send(self, p, data):
         if p.closed:
             return
+        t = time.monotonic()  # before the send: see connect()
         try:
             p.sock.setblocking(True)
             p.sock.sendall(data)
@@ -104,7 +111,7 @@ class Loop:
             p.reset_at = time.monotonic()
             self._drop(p)
             return
-        p.last_tx = time.monotonic()
+        p.last_tx = t
         self.sc.progress()
 
     def request(self, p, req, split=False):
