@@ -116,15 +116,11 @@ static int join(const struct sockaddr_in *group, struct ip_mreqn *m)
     return fd;
 }
 
-int main(int argc, char **argv)
+/* Listen on fd for ms milliseconds; print each server's ADDR:PORT the
+ * first time it is heard, at once, one per line.  Returns how many were
+ * found. */
+static size_t listen_for(int fd, long long ms)
 {
-    long long ms;
-    struct sockaddr_in group;
-    parse(argc, argv, &ms, &group);
-
-    struct ip_mreqn m;
-    int fd = join(&group, &m);
-
     struct sockaddr_in *seen = NULL;
     size_t nseen = 0;
     long long deadline = monotonic_ms() + ms;
@@ -174,11 +170,23 @@ int main(int argc, char **argv)
         printf("%s\n", sockaddr_str((struct sockaddr *)&srv, name, sizeof name));
         fflush(stdout);
     }
+    free(seen);
+    return nseen;
+}
+
+int main(int argc, char **argv)
+{
+    long long ms;
+    struct sockaddr_in group;
+    parse(argc, argv, &ms, &group);
+
+    struct ip_mreqn m;
+    int fd = join(&group, &m);
+    size_t found = listen_for(fd, ms);
 
     /* close() would leave the group too; leaving first says so. */
     if (setsockopt(fd, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof m) == -1)
         unix_warn("leave", NULL);
     close(fd);
-    free(seen);
-    return nseen > 0 ? 0 : 1;
+    return found > 0 ? 0 : 1;
 }
