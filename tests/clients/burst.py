@@ -30,9 +30,11 @@ def main():
     want = netlabs.expected(data)
     sock = sc.connect()
     go = threading.Event()
-    r = netlabs.Reader(sock, len(want), sc.deadline, start_after=go)
+    r = netlabs.Reader(sock, len(want), sc.deadline, start_after=go, sc=sc)
     r.start()
     if sc.args.pause_read:
+        # Not reading is our choice: the server may stop taking bytes meanwhile.
+        sc.pause(sc.args.pause_read)
         threading.Timer(sc.args.pause_read, go.set).start()
     elif not sc.args.write_first:
         go.set()

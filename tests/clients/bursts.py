@@ -28,11 +28,12 @@ def main():
             c.label = "connection %d of %d" % (done + j, sc.args.count)
             off = sc.rng.randrange(size)
             c.load(block[off:off + size])
-        netlabs.pump(sc, conns)
+        why = netlabs.pump(sc, conns)
         bad = [p for p in (netlabs.conn_problem(c) for c in conns) if p]
         if bad:
-            sc.fail("%d of %d connections in this batch did not get their burst back:\n  %s"
-                    % (len(bad), n, "\n  ".join(bad[:5])))
+            sc.fail("%d of %d connections in this batch did not get their burst back%s:\n  %s"
+                    % (len(bad), n, netlabs.pump_why(why, sc), "\n  ".join(bad[:5])),
+                    socks=netlabs.stuck(conns))
         for c in conns:
             c.sock.close()
         done += n

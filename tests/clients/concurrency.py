@@ -25,36 +25,38 @@ def load_round(sc, conns, rnd):
         c.load(head + sc.rng.randbytes(max(0, sc.args.size - len(head))))
 
 
-def check_all(sc, conns, what):
+def check_all(sc, conns, what, why=None):
     bad = [p for p in (netlabs.conn_problem(c) for c in conns) if p]
     if bad:
-        sc.fail("%s: %d of %d clients did not get exactly their own bytes back:\n  %s%s"
-                % (what, len(bad), len(conns), "\n  ".join(bad[:5]),
-                   "\n  ..." if len(bad) > 5 else ""))
+        sc.fail("%s: %d of %d clients did not get exactly their own bytes back%s:\n  %s%s"
+                % (what, len(bad), len(conns), netlabs.pump_why(why, sc), "\n  ".join(bad[:5]),
+                   "\n  ..." if len(bad) > 5 else ""), socks=netlabs.stuck(conns))
 
 
 def parallel(sc, conns):
     for rnd in range(sc.args.rounds):
         load_round(sc, conns, rnd)
-        netlabs.pump(sc, conns)
-        check_all(sc, conns, "round %d with all %d clients connected" % (rnd, len(conns)))
+        why = netlabs.pump(sc, conns)
+        check_all(sc, conns, "round %d with all %d clients connected" % (rnd, len(conns)), why)
 
 
 def serial(sc, conns):
     load_round(sc, conns, 0)
     for i, c in enumerate(conns):
-        netlabs.pump(sc, [c])
+        why = netlabs.pump(sc, [c])
         p = netlabs.conn_problem(c)
         if p:
-            sc.fail("%s was not answered%s: %s" % (
-                c.label, " after the %d client(s) before it left" % i if i else "", p))
+            sc.fail("%s was not answered%s%s: %s" % (
+                c.label, " after the %d client(s) before it left" % i if i else "",
+                netlabs.pump_why(why, sc), p), socks=[c.sock])
         rest = conns[i + 1:]
         if rest:
             netlabs.pump(sc, rest, limit=sc.args.quiet)
             early = [r for r in rest if r.got]
             if early:
                 sc.fail("expected a one-client-at-a-time server, but %s got %d bytes back "
-                        "while %s was still connected" % (early[0].label, len(early[0].got), c.label))
+                        "while %s was still connected" % (early[0].label, len(early[0].got), c.label),
+                        state=False)
         close(sc, c)
 
 
@@ -86,8 +88,8 @@ def main():
         sc.hold("ready %d" % len(conns))
         if sc.args.final:
             load_round(sc, conns, sc.args.rounds)
-            netlabs.pump(sc, conns)
-            check_all(sc, conns, "after the hold")
+            why = netlabs.pump(sc, conns)
+            check_all(sc, conns, "after the hold", why)
     for c in conns:
         close(sc, c)
     sc.ok("%d clients connected at once, %d round(s) of %d bytes each, no cross-talk"

@@ -26,7 +26,7 @@ def load_round(sc, conns, rnd):
         c.load(head + sc.rng.randbytes(max(0, sc.args.size - len(head))))
 
 
-def sort_out(sc, conns, rnd):
+def sort_out(sc, conns, rnd, why=None):
     """(served, closed) after a round; fails on anything else."""
     served, closed, bad = [], [], []
     for i, c in conns:
@@ -39,8 +39,9 @@ def sort_out(sc, conns, rnd):
             bad.append(p)
     if bad:
         sc.fail("round %d: %d of %d connections were neither served nor closed by the "
-                "server:\n  %s%s" % (rnd, len(bad), len(conns), "\n  ".join(bad[:5]),
-                                      "\n  ..." if len(bad) > 5 else ""))
+                "server%s:\n  %s%s" % (rnd, len(bad), len(conns), netlabs.pump_why(why, sc),
+                                        "\n  ".join(bad[:5]), "\n  ..." if len(bad) > 5 else ""),
+                socks=netlabs.stuck([c for _, c in conns]))
     return served, closed
 
 
@@ -57,8 +58,8 @@ def main():
 
     conns = list(enumerate(netlabs.connect_many(sc, sc.args.count, "connection")))
     load_round(sc, conns, 0)
-    netlabs.pump(sc, [c for _, c in conns])
-    served, closed = sort_out(sc, conns, 0)
+    why = netlabs.pump(sc, [c for _, c in conns])
+    served, closed = sort_out(sc, conns, 0, why)
     if len(served) < want_served:
         sc.fail("%d of %d connections were served, expected at least %d (%d were closed "
                 "by the server)" % (len(served), len(conns), want_served, len(closed)))
@@ -71,8 +72,8 @@ def main():
         sc.hold("ready served=%d closed=%d" % (len(served), len(closed)))
     for rnd in range(1, sc.args.rounds):
         load_round(sc, served, rnd)
-        netlabs.pump(sc, [c for _, c in served])
-        again, _ = sort_out(sc, served, rnd)
+        why = netlabs.pump(sc, [c for _, c in served])
+        again, _ = sort_out(sc, served, rnd, why)
         if len(again) < len(served):
             sc.fail("round %d: %d of %d connections were served" % (rnd, len(again), len(served)))
     for _, c in served:

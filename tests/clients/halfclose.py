@@ -23,7 +23,7 @@ def main():
     # The reader starts only after the FIN is sent: the server must not wait
     # for the client to read before it notices EOF and finishes.
     sent = netlabs.threading.Event()
-    r = netlabs.Reader(sock, len(want), sc.deadline, until_eof=True, start_after=sent)
+    r = netlabs.Reader(sock, len(want), sc.deadline, until_eof=True, start_after=sent, sc=sc)
     r.start()
     netlabs.send_all(sc, sock, data, netlabs.chunks(sc.rng, len(data), 1024, 65536))
     sock.shutdown(socket.SHUT_WR)

@@ -61,12 +61,12 @@ def main():
         for i, c in enumerate(conns):
             head = b"connection %06d:" % i
             c.load(head + sc.rng.randbytes(64))
-        netlabs.pump(sc, conns)
+        why = netlabs.pump(sc, conns)
         bad = [x for x in (netlabs.conn_problem(c) for c in conns) if x]
         if bad:
-            sc.fail("%d of %d connections queued at once were not served (was every pending "
-                    "connection accepted? with EPOLLET, accept until EAGAIN):\n  %s%s"
-                    % (len(bad), len(conns), "\n  ".join(bad[:5]), "\n  ..." if len(bad) > 5 else ""))
+            sc.fail("%d of %d connections queued at once were not served%s:\n  %s%s"
+                    % (len(bad), len(conns), netlabs.pump_why(why, sc), "\n  ".join(bad[:5]),
+                       "\n  ..." if len(bad) > 5 else ""), socks=netlabs.stuck(conns))
     for c in conns:
         c.sock.close()
     sc.ok("%d connections held%s" % (len(conns), " and then served" if sc.args.go else ""))

@@ -11,8 +11,18 @@ exits:
     3  cannot connect  (the server is not there; nothing was checked)
 
 Every script takes --port (required), --addr, --timeout (an overall deadline
-in seconds: a scenario never runs longer) and --seed (the random payload;
-printed in the reproduce line, so a failure can be replayed byte for byte).
+in seconds: a scenario never runs longer), --progress-timeout (how long it
+waits while nothing moves: no byte sent or received although the server owes
+some; default 3 s, or $NETLABS_PROGRESS_TIMEOUT) and --seed (the random
+payload; printed in the reproduce line, so a failure can be replayed byte for
+byte).
+
+A server that stops making progress fails within --progress-timeout, however
+long --timeout is: a slow server that keeps moving bytes gets the whole
+deadline, a stuck one is reported at once.  Before a stuck scenario exits,
+serverstate.py reads what the server is doing from /proc (where each thread
+waits, its sockets, what is left unread) and the FAIL message ends with the
+likely cause when the facts name one.
 """
 
 import argparse
@@ -27,6 +37,9 @@ import struct
 import sys
 import threading
 import time
+import weakref
+
+import serverstate
 
 EXIT_PASS, EXIT_FAIL, EXIT_NOCONN = 0, 1, 3
 
@@ -48,6 +61,10 @@ def parser(description, hold=False):
     p.add_argument("--addr", default="127.0.0.1", help="server address (default 127.0.0.1)")
     p.add_argument("--timeout", type=float, default=20.0,
                    help="overall deadline in seconds (default 20)")
+    p.add_argument("--progress-timeout", type=float, metavar="S",
+                   default=float(os.environ.get("NETLABS_PROGRESS_TIMEOUT") or 3.0),
+                   help="give up once nothing has moved for S seconds while the server owes bytes "
+                        "(default 3, or $NETLABS_PROGRESS_TIMEOUT; 0: only --timeout)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed for the payload (default: a fresh one, printed on failure)")
     if hold:
@@ -56,8 +73,12 @@ def parser(description, hold=False):
     return p
 
 
+_fail_lock = threading.Lock()
+
+
 class Scenario:
-    """The parsed arguments plus a deadline, a seeded RNG and failure reporting."""
+    """The parsed arguments plus a deadline, a progress clock, a seeded RNG
+    and failure reporting."""
 
     def __init__(self, args):
         self.args = args
@@ -67,6 +88,13 @@ class Scenario:
         self.started = time.monotonic()
         self.deadline = self.started + args.timeout
         self.name = os.path.basename(sys.argv[0])
+        # Progress: the last time a byte moved either way (or the end of a
+        # pause the client itself made).  Shared by every thread and
+        # connection of the scenario: a server that serves anyone is moving.
+        pt = getattr(args, "progress_timeout", None)
+        self.patience = pt if pt and pt > 0 else None
+        self.last_progress = self.started
+        self.socks = []  # weak references to every connection made, for the diagnosis
 
     # -- time --
     def remaining(self):
@@ -75,23 +103,80 @@ class Scenario:
     def elapsed(self):
         return time.monotonic() - self.started
 
+    # -- progress --
+    def progress(self):
+        """A byte moved (or a deliberate pause ended): restart the clock."""
+        now = time.monotonic()
+        if now > self.last_progress:
+            self.last_progress = now
+
+    def pause(self, seconds):
+        """The client itself is about to move nothing for `seconds` (it stops
+        reading on purpose): the clock starts again once the pause is over."""
+        until = time.monotonic() + seconds
+        if until > self.last_progress:
+            self.last_progress = until
+
+    def stalled(self):
+        """Seconds since anything moved, if that is more than the patience;
+        else 0."""
+        if self.patience is None:
+            return 0
+        quiet = time.monotonic() - self.last_progress
+        return quiet if quiet > self.patience else 0
+
+    def wait_limit(self, end=None):
+        """How long one blocking wait may last: until the deadline (or
+        `end`), or until the patience runs out, whichever comes first.
+        Never below 10 ms: the caller then checks stalled() and remaining()."""
+        end = self.deadline if end is None else min(end, self.deadline)
+        left = end - time.monotonic()
+        if self.patience is not None:
+            left = min(left, self.last_progress + self.patience - time.monotonic() + 0.01)
+        return max(0.01, left)
+
     # -- results --
     def reproduce(self):
         """The command line that replays this run, seed included."""
         argv = [a for a in sys.argv[1:]]
         if "--seed" not in argv:
             argv += ["--seed", str(self.args.seed)]
-        path = os.path.relpath(os.path.abspath(sys.argv[0]))
+        path = os.path.abspath(sys.argv[0])
+        if not os.path.relpath(path).startswith(".."):
+            path = os.path.relpath(path)
         return "python3 " + " ".join(shlex.quote(a) for a in [path] + argv)
 
-    def fail(self, message):
+    def fail(self, message, socks=None, waiting_for="reply", state=True):
         """Report and exit 1, from any thread (os._exit: sys.exit in a
-        thread would only end that thread)."""
+        thread would only end that thread).  The first thread to fail
+        reports; any other blocks here until the process is gone, so two
+        reports never run together.  Unless the message already names a
+        likely cause (or state=False), the server's state follows it,
+        read while this client's connections (socks: the ones that went
+        wrong; default all) are still open."""
+        _fail_lock.acquire()  # never released: this process ends here
         sys.stdout.flush()
-        print("FAIL: %s" % message.rstrip("\n"), file=sys.stderr)
-        print("reproduce: %s" % self.reproduce(), file=sys.stderr)
-        sys.stderr.flush()
+        lines = ["FAIL: %s" % message.rstrip("\n")]
+        if state and "likely cause:" not in message:
+            lines += ["  " + x for x in self.server_state(socks, waiting_for)]
+        lines.append("reproduce: %s" % self.reproduce())
+        try:
+            os.write(2, ("\n".join(lines) + "\n").encode(errors="replace"))
+        except OSError:
+            pass
         os._exit(EXIT_FAIL)
+
+    def server_state(self, socks=None, waiting_for="reply"):
+        """serverstate.report() for this server and these connections."""
+        ports = []
+        if socks is None:
+            socks = [s for s in (r() for r in self.socks) if s is not None]
+        for s in socks:
+            try:
+                ports.append(s.getsockname()[1])
+            except OSError:
+                pass  # closed already
+        return serverstate.report(self.args.port, ports, waiting_for=waiting_for)
 
     def ok(self, message):
         print("ok: %s (%.3f s)" % (message, self.elapsed()))
@@ -105,10 +190,11 @@ class Scenario:
         the server was there before, so it died."""
         try:
             s = socket.create_connection((self.args.addr, self.args.port),
-                                         timeout=max(0.1, self.remaining()))
+                                         timeout=max(0.1, self.wait_limit()))
         except socket.timeout:
-            self.fail("%s to %s:%d timed out: the server accepts no new connection "
-                      "(listen backlog full?)" % (what, self.args.addr, self.args.port))
+            self.fail("%s to %s:%d: no answer to the handshake within %.1f s: the kernel no longer "
+                      "queues connections for this server (its listen backlog is full: it stopped "
+                      "accepting)" % (what, self.args.addr, self.args.port, time.monotonic() - self.last_progress))
         except ConnectionRefusedError:
             if gone:
                 self.fail("%s: connection refused: the server is gone. %s" % (what, gone))
@@ -122,6 +208,8 @@ class Scenario:
             sys.stderr.flush()
             os._exit(EXIT_NOCONN)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.socks.append(weakref.ref(s))
+        self.progress()
         return s
 
     def hold(self, message="ready"):
@@ -130,6 +218,7 @@ class Scenario:
         sys.stdout.flush()
         while sys.stdin.buffer.read(4096):
             pass
+        self.progress()  # holding was our choice: the clock starts now
 
 
 # ---------- payloads and checks ----------------------------------------------------
@@ -184,7 +273,8 @@ def first_diff(want, got):
 
 def compare(want, got, what="reply"):
     """None if got == want, else a message: lengths, the first differing
-    offset, and both sides around it in hex."""
+    offset, both sides around it in hex, and the likely cause when the
+    difference has a telltale shape (see data_cause)."""
     if got == want:
         return None
     n = min(len(want), len(got))
@@ -199,7 +289,55 @@ def compare(want, got, what="reply"):
         head = "%s is too long: %d bytes arrived, %d expected (the extra bytes start at offset %d)" % (
             what, len(got), len(want), off)
     start = max(0, (off // 16) * 16 - 16)
-    return "%s\n  expected:\n%s\n  got:\n%s" % (head, hexdump(want, start), hexdump(got, start))
+    msg = "%s\n  expected:\n%s\n  got:\n%s" % (head, hexdump(want, start), hexdump(got, start))
+    cause = data_cause(want, got, off) if off < n else None
+    return msg + ("\n  likely cause: " + cause if cause else "")
+
+
+def data_cause(want, got, off):
+    """What a wrong reply says about the server, from its shape alone: bytes
+    after a NUL left as they were (C string functions on binary data),
+    letters not uppercased, non-letters changed, another client's bytes,
+    bytes missing or repeated.  None when the shape says nothing."""
+    w, g = want[off], got[off]
+    tag = b"CLIENT "  # concurrency.py's payloads start "client NNNNNN round R:"
+    if want.startswith(tag) and got.startswith(tag) and want[:20] != got[:20]:
+        return ("another client's bytes (%s) came back on this connection: connections are mixed up "
+                "(one buffer or fd shared between clients, e.g. a thread given &connfd instead of its "
+                "value)" % got[:22].decode(errors="replace").rstrip(":"))
+    if 0x61 <= g <= 0x7A and w == g - 32:
+        nul = want.rfind(b"\0", max(0, off - 65536), off)
+        if nul >= 0 and want.find(b"\0", off, off + 1) < 0 and _unchanged_after(want, got, off):
+            return ("from the NUL byte at offset %d on, letters came back as sent (not uppercased): the "
+                    "server handles the data as a C string (strlen(), strchr(), %%s stop at the first NUL). "
+                    "TCP carries bytes, not strings: use the count read() returned" % nul)
+        return ("letters from offset %d on came back as sent, not uppercased: upcase every byte that "
+                "read() returned, using its count" % off)
+    if not (0x61 <= want[off] + 32 <= 0x7A) and g != w and g not in range(0x41, 0x5B) and \
+            _unchanged_after(want, got, off + 1, 256):
+        return ("byte 0x%02x at offset %d came back as 0x%02x: only the ASCII letters a-z may change "
+                "(toupper() under a locale, or arithmetic on every byte, also changes others)" % (w, off, g))
+    probe = got[off:off + 48]
+    if len(probe) >= 16:
+        k = want.find(probe, off + 1, off + (8 << 20))
+        if k > off:
+            return ("%d bytes are missing at offset %d (what came next is the data from offset %d): "
+                    "bytes were dropped between read() and write(): a short write whose rest was "
+                    "never sent, or a buffer reused before it was sent" % (k - off, off, k))
+    probe = want[off:off + 48]
+    if len(probe) >= 16:
+        k = got.find(probe, off + 1, off + (8 << 20))
+        if k > off:
+            return ("%d extra bytes at offset %d (the right data resumes at offset %d of the reply): "
+                    "bytes were sent twice, e.g. after a short write the whole buffer again instead "
+                    "of the rest" % (k - off, off, k))
+    return None
+
+
+def _unchanged_after(want, got, off, span=4096):
+    """Do got and want differ only by letters left lowercase in got[off:off+span]?"""
+    a, b = want[off:off + span], got[off:off + span]
+    return len(a) == len(b) and a == b.upper()
 
 
 def check(sc, want, got, what="reply"):
@@ -214,32 +352,41 @@ def check(sc, want, got, what="reply"):
 class Reader(threading.Thread):
     """Reads a socket in a thread of its own until `want` bytes arrived (or,
     with until_eof, until EOF), so the writer never deadlocks against a
-    server that echoes while it reads.  After join(): data, eof, error."""
+    server that echoes while it reads.  After join(): data, eof, error.
+    With sc, every byte counts as the scenario's progress, and the reader
+    gives up (error "stall") once nothing has moved for sc's patience."""
 
-    def __init__(self, sock, want, deadline, until_eof=False, start_after=None):
+    def __init__(self, sock, want, deadline, until_eof=False, start_after=None, sc=None):
         super().__init__(daemon=True)
         self.sock, self.want, self.deadline = sock, want, deadline
-        self.until_eof, self.start_after = until_eof, start_after
+        self.until_eof, self.start_after, self.sc = until_eof, start_after, sc
         self.buf = bytearray()
         self.eof = False
-        self.error = None  # a string: "timeout", "reset", or an errno text
+        self.error = None  # a string: "timeout", "stall", "reset", or an errno text
 
     def run(self):
         if self.start_after is not None:
             self.start_after.wait()
+        sc = self.sc
         try:
             while self.until_eof or len(self.buf) < self.want:
                 left = self.deadline - time.monotonic()
                 if left <= 0:
                     self.error = "timeout"
                     return
-                r, _, _ = select.select([self.sock], [], [], min(left, 0.5))
+                if sc is not None and sc.stalled():
+                    self.error = "stall"
+                    return
+                wait = min(left, 0.5) if sc is None else min(left, sc.wait_limit())
+                r, _, _ = select.select([self.sock], [], [], wait)
                 if not r:
                     continue
                 limit = 1 << 20
                 if not self.until_eof:
                     limit = min(limit, self.want - len(self.buf))
                 b = self.sock.recv(limit)
+                if sc is not None:
+                    sc.progress()
                 if not b:
                     self.eof = True
                     return
@@ -255,8 +402,9 @@ class Reader(threading.Thread):
 
 
 def send_all(sc, sock, data, sizes=None, what="send", hint=""):
-    """Send data (in chunks of the given sizes), within the deadline.  A
-    server that stopped reading shows up here as a timeout."""
+    """Send data (in chunks of the given sizes), within the deadline, and
+    while the server keeps taking bytes.  A server that stopped reading shows
+    up here: no byte taken for the patience, or the deadline."""
     view = memoryview(data)
     sizes = sizes or [len(data)]
     off = 0
@@ -264,15 +412,23 @@ def send_all(sc, sock, data, sizes=None, what="send", hint=""):
         for n in sizes:
             end = off + n
             while off < end:
-                left = sc.remaining()
-                if left <= 0:
+                if sc.remaining() <= 0:
                     raise socket.timeout
-                sock.settimeout(left)
-                off += sock.send(view[off:end])
+                quiet = sc.stalled()
+                if quiet:
+                    sc.fail("%s: the server has taken no byte for %.1f s, with %d of %d bytes sent: "
+                            "it stopped reading this connection" % (what, quiet, off, len(data)),
+                            socks=[sock])
+                sock.settimeout(sc.wait_limit())
+                try:
+                    off += sock.send(view[off:end])
+                except socket.timeout:
+                    continue
+                sc.progress()
     except socket.timeout:
         sc.fail("%s: timed out after %.1f s with %d of %d bytes sent: the server stopped "
                 "reading (is it blocked writing to a client that does not read?)"
-                % (what, sc.elapsed(), off, len(data)))
+                % (what, sc.elapsed(), off, len(data)), socks=[sock])
     except ConnectionResetError:
         sc.fail("%s: the server reset the connection after %d of %d bytes were sent. %s"
                 % (what, off, len(data), hint))
@@ -286,14 +442,18 @@ def reader_verdict(sc, reader, want, what="reply", expect_eof=False, hint=""):
     """Fail with a precise message unless the reader got exactly want
     (and, with expect_eof, then a clean EOF)."""
     got = reader.data
-    if reader.error == "timeout":
+    if reader.error in ("timeout", "stall"):
+        if reader.error == "stall":
+            when = "nothing more came for %.1f s" % (time.monotonic() - sc.last_progress)
+        else:
+            when = "the deadline (%.1f s) passed" % sc.args.timeout
         if got == want and expect_eof:
-            sc.fail("%s: all %d bytes came back, but no EOF within %.1f s: the server must "
-                    "close the connection after the client half-closes and the echo is sent"
-                    % (what, len(want), sc.args.timeout))
+            sc.fail("%s: all %d bytes came back, but no EOF followed (%s): the server must "
+                    "close the connection once the client has half-closed and the echo is sent"
+                    % (what, len(want), when), socks=[reader.sock], waiting_for="eof")
         if want.startswith(got):
-            sc.fail("%s: timed out after %.1f s with %d of %d bytes received (all correct "
-                    "so far): the server stopped sending" % (what, sc.elapsed(), len(got), len(want)))
+            sc.fail("%s: %d of %d bytes came back (all correct so far), then %s: the server "
+                    "stopped sending" % (what, len(got), len(want), when), socks=[reader.sock])
         check(sc, want, got, what)
     if reader.error == "reset":
         if got == want and expect_eof:
@@ -309,14 +469,14 @@ def reader_verdict(sc, reader, want, what="reply", expect_eof=False, hint=""):
                    "" if want.startswith(got) else "\n" + (compare(want, got, what) or "")))
     check(sc, want, got, what)
     if expect_eof and not reader.eof:
-        sc.fail("%s: no EOF after the echo" % what)
+        sc.fail("%s: no EOF after the echo" % what, socks=[reader.sock], waiting_for="eof")
 
 
 def exchange(sc, sock, data, sizes=None, shutdown=True, what="echo", hint=""):
     """Send data while a reader thread collects the reply; check it is
     exactly expected(data), then (with shutdown) a clean EOF."""
     want = expected(data)
-    r = Reader(sock, len(want), sc.deadline, until_eof=shutdown)
+    r = Reader(sock, len(want), sc.deadline, until_eof=shutdown, sc=sc)
     r.start()
     send_all(sc, sock, data, sizes, what, hint)
     if shutdown:
@@ -326,22 +486,26 @@ def exchange(sc, sock, data, sizes=None, shutdown=True, what="echo", hint=""):
 
 
 def recv_exact(sc, sock, n, what="reply", limit=None):
-    """Read exactly n bytes before the deadline (or `limit` seconds).
-    Returns (data, reason) where reason is None, "timeout", "eof" or "reset"."""
+    """Read exactly n bytes before the deadline (or `limit` seconds), while
+    bytes keep coming.  Returns (data, reason) where reason is None,
+    "timeout", "stall" (nothing for the patience), "eof" or "reset"."""
     end = sc.deadline if limit is None else min(sc.deadline, time.monotonic() + limit)
     buf = bytearray()
     try:
         while len(buf) < n:
-            left = end - time.monotonic()
-            if left <= 0:
+            if time.monotonic() >= end:
                 return bytes(buf), "timeout"
-            sock.settimeout(left)
-            b = sock.recv(n - len(buf))
+            if sc.stalled():
+                return bytes(buf), "stall"
+            sock.settimeout(sc.wait_limit(end))
+            try:
+                b = sock.recv(n - len(buf))
+            except socket.timeout:
+                continue
+            sc.progress()
             if not b:
                 return bytes(buf), "eof"
             buf += b
-    except socket.timeout:
-        return bytes(buf), "timeout"
     except ConnectionResetError:
         return bytes(buf), "reset"
     return bytes(buf), None
@@ -354,7 +518,11 @@ def echo_once(sc, sock, data, what="echo", limit=None):
     want = expected(data)
     if why == "timeout":
         sc.fail("%s: no complete reply within %.1f s (%d of %d bytes came back)"
-                % (what, limit if limit is not None else sc.args.timeout, len(got), len(want)))
+                % (what, limit if limit is not None else sc.args.timeout, len(got), len(want)),
+                socks=[sock])
+    if why == "stall":
+        sc.fail("%s: %d of %d bytes came back, then nothing for %.1f s: the server stopped answering"
+                % (what, len(got), len(want), time.monotonic() - sc.last_progress), socks=[sock])
     if why == "eof":
         sc.fail("%s: the server closed the connection after %d of %d bytes came back"
                 % (what, len(got), len(want)))
@@ -397,8 +565,10 @@ class Conn:
 
 def pump(sc, conns, limit=None):
     """Send every conn's queued bytes and read its replies, all at once, in
-    one thread, until each has its whole reply (or EOF, reset) or the time
-    runs out (the deadline, or `limit` seconds).  Never fails by itself."""
+    one thread, until each has its whole reply (or EOF, reset), the time runs
+    out (the deadline, or `limit` seconds), or nothing has moved on any of
+    them for the patience.  Never fails by itself: returns None when every
+    conn is done, else "stall", "limit" or "deadline"."""
     end = sc.deadline if limit is None else min(sc.deadline, time.monotonic() + limit)
     sel = selectors.DefaultSelector()
     for c in conns:
@@ -406,16 +576,22 @@ def pump(sc, conns, limit=None):
             c.sock.setblocking(False)
             ev = selectors.EVENT_READ | (selectors.EVENT_WRITE if c.sent < len(c.out) else 0)
             sel.register(c.sock, ev, c)
+    why = None
     try:
         while sel.get_map():
-            left = end - time.monotonic()
-            if left <= 0:
+            if time.monotonic() >= end:
+                why = "deadline" if end >= sc.deadline else "limit"
                 break
-            for key, ev in sel.select(min(left, 0.5)):
+            if limit is None and sc.stalled():
+                why = "stall"
+                break
+            wait = end - time.monotonic() if limit is not None else sc.wait_limit(end)
+            for key, ev in sel.select(max(0.01, min(wait, 0.5))):
                 c = key.data
                 try:
                     if ev & selectors.EVENT_WRITE:
                         c.sent += c.sock.send(c.out[c.sent:c.sent + 65536])
+                        sc.progress()
                         if c.sent >= len(c.out):
                             sel.modify(c.sock, selectors.EVENT_READ, c)
                     if ev & selectors.EVENT_READ:
@@ -423,6 +599,7 @@ def pump(sc, conns, limit=None):
                         if not b:
                             c.eof = True
                         c.got += b
+                        sc.progress()
                 except BlockingIOError:
                     pass
                 except (ConnectionResetError, BrokenPipeError) as e:
@@ -435,6 +612,9 @@ def pump(sc, conns, limit=None):
         sel.close()
         for c in conns:
             c.sock.setblocking(True)
+    if why is None and any(not c.done for c in conns):
+        why = "deadline"
+    return why
 
 
 def conn_problem(c):
@@ -450,6 +630,20 @@ def conn_problem(c):
     if want.startswith(got):
         return "%s: no complete reply (%d of %d bytes came back)" % (c.label, len(got), len(want))
     return compare(want, got, c.label)
+
+
+def stuck(conns):
+    """The sockets of the conns that did not get their whole reply."""
+    return [c.sock for c in conns if conn_problem(c) is not None]
+
+
+def pump_why(why, sc):
+    """A clause for a failure message: how pump() ended."""
+    if why == "stall":
+        return " (nothing moved on any connection for %.1f s)" % (time.monotonic() - sc.last_progress)
+    if why == "deadline":
+        return " (the %.0f s deadline passed)" % sc.args.timeout
+    return ""
 
 
 def connect_many(sc, n, label="client"):

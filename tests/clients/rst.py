@@ -28,18 +28,23 @@ def reset_midstream(sc, i):
     try:
         # Pump until `cut` bytes are sent and some of the echo came back.
         while sent < cut or got == 0:
-            if sc.remaining() <= 0:
-                sc.fail("client %d: timed out with %d bytes sent, %d received before the reset"
-                        % (i, sent, got))
-            for key, ev in sel.select(min(0.5, sc.remaining())):
+            if sc.remaining() <= 0 or sc.stalled():
+                sc.fail("client %d: %d bytes sent, %d received, then %s before the client was to "
+                        "reset: the server stopped %s"
+                        % (i, sent, got, "nothing moved for %.1f s" % sc.stalled() if sc.stalled()
+                           else "the deadline passed", "reading" if sent < cut else "answering"),
+                        socks=[sock])
+            for key, ev in sel.select(sc.wait_limit()):
                 if ev & selectors.EVENT_READ:
                     b = sock.recv(1 << 16)
                     if not b:
                         sc.fail("client %d: the server closed the connection after %d bytes "
                                 "sent, before the client reset it" % (i, sent))
                     got += len(b)
+                    sc.progress()
                 if ev & selectors.EVENT_WRITE and sent < cut:
                     sent += sock.send(data[sent:min(cut, sent + 65536)])
+                    sc.progress()
                 if sent >= cut:
                     sel.modify(sock, selectors.EVENT_READ)
     except (ConnectionResetError, BrokenPipeError):

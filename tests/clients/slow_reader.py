@@ -37,7 +37,7 @@ def main():
     victim = sc.connect("probe: connect")
     go_read = threading.Event()
     probing = threading.Event()
-    reader = netlabs.Reader(slow, len(want), sc.deadline, start_after=go_read)
+    reader = netlabs.Reader(slow, len(want), sc.deadline, start_after=go_read, sc=sc)
     reader.start()
     t0 = time.monotonic()
     threading.Timer(sc.args.pause_read, go_read.set).start()
