@@ -15,29 +15,25 @@ load lib/netlabs
 # bats test_tags=echo
 @test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
     start_server
-    run client echo.py --size 262144
-    assert_success
+    expect_pass echo.py --size 262144
 }
 
 # bats test_tags=echo
 @test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
     start_server
-    run client burst.py --size 8388608
-    assert_success
+    expect_pass burst.py --size 8388608
 }
 
 # bats test_tags=echo
 @test "echo: after the client half-closes, the server sends everything, then EOF" {
     start_server
-    run client halfclose.py --size 1048576
-    assert_success
+    expect_pass halfclose.py --size 1048576
 }
 
 # bats test_tags=echo
 @test "echo: 30 clients one after another are each served" {
     start_server
-    run client many.py --count 30
-    assert_success
+    expect_pass many.py --count 30
 }
 
 # bats test_tags=echo
@@ -55,26 +51,22 @@ load lib/netlabs
 # bats test_tags=robust
 @test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
     start_server
-    run client rst.py --size 4194304 --count 3
-    assert_success
+    expect_pass rst.py --size 4194304 --count 3
     assert_server_alive
-    run client echo.py --size 4096
-    assert_success
+    expect_pass echo.py --size 4096
 }
 
 # bats test_tags=robust
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
-    run client hangup.py --count 10
-    assert_success
+    expect_pass hangup.py --count 10
     assert_server_alive
 }
 
 # bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server
-    run client trickle.py --count 100
-    assert_success
+    expect_pass trickle.py --count 100
 }
 
 # ---------- design -----------------------------------------------------------------
@@ -86,8 +78,7 @@ load lib/netlabs
     [[ $first -gt 0 ]] || fail "printed port $first: print the port getsockname() returns, not the one asked for"
     start_server
     [[ $SERVER_PORT != "$first" ]] || fail "two servers started with -p 0 both printed port $first"
-    run client echo.py --size 1000
-    assert_success
+    expect_pass echo.py --size 1000
 }
 
 # bats test_tags=design
@@ -99,8 +90,7 @@ load lib/netlabs
     hexport=$(printf '%04X' "$SERVER_PORT")
     run awk -v p=":$hexport" '$4 == "0A" && $2 ~ p"$" {print $2}' /proc/net/tcp
     assert_output "0100007F:$hexport"
-    run client echo.py --size 100
-    assert_success
+    expect_pass echo.py --size 100
 }
 
 # bats test_tags=design
@@ -118,8 +108,7 @@ load lib/netlabs
     [[ -n $output ]] || fail "test setup: expected a TIME_WAIT socket on port $port"
     start_server_args -p "$port"
     [[ $SERVER_PORT == "$port" ]] || fail "restarted on port $SERVER_PORT, asked for $port"
-    run client echo.py --size 1000
-    assert_success
+    expect_pass echo.py --size 1000
 }
 
 # bats test_tags=design
@@ -133,13 +122,11 @@ load lib/netlabs
         [[ $stderr == *usage:* ]] || fail "'server $arg' printed no 'usage:' line on stderr: $stderr"
     done
     start_server -a 127.0.0.1
-    run client echo.py --size 100
-    assert_success
+    expect_pass echo.py --size 100
 }
 
 # bats test_tags=design
 @test "design: a second client waits while the first holds its connection, then is served" {
     start_server
-    run client concurrency.py --clients 2 --expect serial
-    assert_success
+    expect_pass concurrency.py --clients 2 --expect serial
 }

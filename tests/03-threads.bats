@@ -15,20 +15,6 @@ load lib/netlabs
 
 # ---------- helpers for this lab -----------------------------------------------------
 
-now_ms() { date +%s%3N; }
-
-# poll_until MS CMD...: run CMD every 20 ms until it succeeds; fail (status
-# 1) if MS milliseconds pass first.  A bounded wait for a state a correct
-# server reaches by itself, not a sleep standing in for synchronisation.
-poll_until() {
-    local end=$(($(now_ms) + $1))
-    shift
-    until "$@"; do
-        (($(now_ms) < end)) || return 1
-        sleep 0.02
-    done
-}
-
 # Threads of an idle server: 1, the main thread.  A ThreadSanitizer build
 # also runs the sanitizer's own background thread once any thread exists.
 idle_threads() {
@@ -43,29 +29,25 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
 # bats test_tags=echo
 @test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
     start_server
-    run client echo.py --size 262144
-    assert_success
+    expect_pass echo.py --size 262144
 }
 
 # bats test_tags=echo
 @test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
     start_server
-    run client burst.py --size 8388608
-    assert_success
+    expect_pass burst.py --size 8388608
 }
 
 # bats test_tags=echo
 @test "echo: after the client half-closes, the server sends everything, then EOF" {
     start_server
-    run client halfclose.py --size 1048576
-    assert_success
+    expect_pass halfclose.py --size 1048576
 }
 
 # bats test_tags=echo,tsan
 @test "echo: 30 clients one after another are each served" {
     start_server
-    run client many.py --count 30
-    assert_success
+    expect_pass many.py --count 30
 }
 
 # ---------- robust ----------------------------------------------------------------
@@ -73,18 +55,15 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
 # bats test_tags=robust,tsan
 @test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
     start_server
-    run client rst.py --size 4194304 --count 3
-    assert_success
+    expect_pass rst.py --size 4194304 --count 3
     assert_server_alive
-    run client echo.py --size 4096
-    assert_success
+    expect_pass echo.py --size 4096
 }
 
 # bats test_tags=robust,tsan
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
-    run client hangup.py --count 10
-    assert_success
+    expect_pass hangup.py --count 10
     assert_server_alive
 }
 
@@ -102,27 +81,27 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
     t1=$(cpu_ticks "$SERVER_PID")
     assert_server_alive
     release_held || true
-    ((t1 - t0 <= 20)) || fail "expected the server, out of fds, to wait quietly: it used $((t1 - t0)) ticks (1/100 s) of CPU in 2 s. accept() fails with EMFILE at once while the connection stays queued: pause before retrying (Accept() in common/ does). (reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold)"
+    ((t1 - t0 <= 20)) || report_failure \
+        --cause "out of fds, the accept loop spins: accept() fails with EMFILE at once while the connection stays queued, so pause before retrying (Accept() in common/ does)" \
+        "expected the server, out of fds, to wait quietly: it used $((t1 - t0)) ticks (1/100 s) of CPU in 2 s." \
+        "reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold"
     # The held connections are gone: their threads end and free fds.
-    run client many.py --count 20 --parallel 4
-    assert_success
+    expect_pass many.py --count 20 --parallel 4
     assert_server_alive
 }
 
 # bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server
-    run client trickle.py --count 100
-    assert_success
+    expect_pass trickle.py --count 100
 }
 
 # bats test_tags=robust,tsan
 @test "robust: clients resetting mid-stream do not disturb 5 clients connected meanwhile" {
     start_server
     start_held concurrency.py --clients 5 --final
-    run client rst.py --size 1048576 --count 3
-    assert_success
-    release_held || fail "$(printf '%s\n' "the 5 held clients were disturbed by the resets:" "$HELD_OUTPUT")"
+    expect_pass rst.py --size 1048576 --count 3
+    expect_released "the 5 held clients were disturbed by the resets:"
     assert_server_alive
 }
 
@@ -133,15 +112,13 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
     start_server
     # 100 connects in a burst: the accept loop hands out fds faster than
     # the threads start, which is when an fd passed by address goes wrong.
-    run client concurrency.py --clients 100 --size 8192 --rounds 3
-    assert_success
+    expect_pass concurrency.py --clients 100 --size 8192 --rounds 3
 }
 
 # bats test_tags=design,tsan
 @test "design: 200 clients from 4 connecting threads, coming and going, are each served" {
     start_server
-    run client many.py --count 200 --parallel 4
-    assert_success
+    expect_pass many.py --count 200 --parallel 4
 }
 
 # bats test_tags=design,tsan
@@ -151,38 +128,35 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
     idle=$(idle_threads)
     start_held concurrency.py --clients 20
     held=$(thread_count "$SERVER_PID")
-    release_held || fail "the held clients failed: $HELD_OUTPUT"
-    ((held >= 20 + 1)) || fail "$(printf '%s\n' \
+    expect_released "expected: 20 clients held, then released, each served; they were not:"
+    ((held >= 20 + 1)) || report_failure \
+        --cause "the server does not start a thread per connection: $held threads while 20 clients were connected (pthread_create() one per accepted connection; the thread serves it)" \
         "expected at least 21 threads (main + one per client) while 20 clients were connected, found $held." \
-        "  pthread_create() a thread per accepted connection; the thread serves it." \
-        "  $(repro "python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; grep Threads /proc/PID/status")")"
-    poll_until 5000 threads_at_most "$idle" || fail "$(printf '%s\n' \
-        "5 s after the 20 clients left the server still has $(thread_count "$SERVER_PID") threads (expected $idle)." \
-        "  A client's thread must close its connection and return when the client leaves." \
-        "  $(repro "python3 tests/clients/concurrency.py --port PORT --clients 20; grep Threads /proc/PID/status")")"
+        "$(repro "python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; grep Threads /proc/PID/status")"
+    poll_progress 5000 "threads_at_most $idle" thread_count "$SERVER_PID" || report_failure \
+        --cause "a client's thread does not end when its client leaves: it must close its connection and return" \
+        "after the 20 clients left the server still has $(thread_count "$SERVER_PID") threads (expected $idle)." \
+        "$(repro "python3 tests/clients/concurrency.py --port PORT --clients 20; grep Threads /proc/PID/status")"
 }
 
 # bats test_tags=design
 @test "design: memory does not grow over 500 sequential connections (threads are detached)" {
     start_server
-    run client many.py --count 20
-    assert_success
-    poll_until 5000 threads_at_most "$(idle_threads)" || true
+    expect_pass many.py --count 20
+    poll_progress 5000 "threads_at_most $(idle_threads)" thread_count "$SERVER_PID" || true
     local size0 rss0 size1 rss1
     size0=$(kib VmSize) rss0=$(kib VmRSS)
-    run client many.py --count 500
-    assert_success
-    poll_until 5000 threads_at_most "$(idle_threads)" || true
+    expect_pass many.py --count 500
+    poll_progress 5000 "threads_at_most $(idle_threads)" thread_count "$SERVER_PID" || true
     size1=$(kib VmSize) rss1=$(kib VmRSS)
     # A thread nobody joins or detaches keeps its stack (8 MiB of address
     # space) after it returns: 500 of them are ~4 GiB.  Detached threads'
     # stacks are freed or reused, so the growth stays small.
     local dsize=$((size1 - size0)) drss=$((rss1 - rss0))
-    ((dsize < 131072 && drss < 65536)) || fail "$(printf '%s\n' \
-        "after 500 more connections VmSize grew by $((dsize / 1024)) MiB ($size0 -> $size1 KiB), VmRSS by $((drss / 1024)) MiB ($rss0 -> $rss1 KiB);" \
-        "  expected less than 128 MiB and 64 MiB.  A joinable thread that is never joined keeps its stack:" \
-        "  create the threads detached (or pthread_detach them)." \
-        "  $(repro "python3 tests/clients/many.py --port PORT --count 500; grep -E 'VmSize|VmRSS' /proc/PID/status")")"
+    ((dsize < 131072 && drss < 65536)) || report_failure \
+        --cause "finished threads keep their stacks: a joinable thread that is never joined keeps its 8 MiB stack, so create the threads detached (or pthread_detach them)" \
+        "after 500 more connections VmSize grew by $((dsize / 1024)) MiB ($size0 -> $size1 KiB), VmRSS by $((drss / 1024)) MiB ($rss0 -> $rss1 KiB); expected less than 128 MiB and 64 MiB." \
+        "$(repro "python3 tests/clients/many.py --port PORT --count 500; grep -E 'VmSize|VmRSS' /proc/PID/status")"
 }
 
 # bats test_tags=design
@@ -190,13 +164,11 @@ kib() { proc_field "$SERVER_PID" "$1"; } # VmSize / VmRSS in KiB
     start_server
     local before after
     before=$(fd_count "$SERVER_PID")
-    run client many.py --count 300
-    assert_success
+    expect_pass many.py --count 300
     poll_until 2000 fds_back_to "$before" || {
         after=$(fd_count "$SERVER_PID")
-        fail "$(printf '%s\n' \
+        report_failure --cause "a client's thread does not close its connection when it is done (there is only one copy of the fd: close(connfd) before the thread returns)" \
             "the server had $before open fds before 300 connections and $after after (expected $before)." \
-            "  The client's thread must close(connfd) when it is done: there is only one copy." \
-            "  $(repro "python3 tests/clients/many.py --port PORT --count 300; ls /proc/PID/fd | wc -l")")"
+            "$(repro "python3 tests/clients/many.py --port PORT --count 300; ls /proc/PID/fd | wc -l")"
     }
 }

@@ -10,41 +10,61 @@
 
 load lib/netlabs
 
+# ---------- helpers for this lab -----------------------------------------------------
+
+# one_loop_cause: what this lab's design looks like when it is missing (one
+# process, one thread, select()), or nothing.
+one_loop_cause() {
+    local t k
+    t=$(thread_count "$SERVER_PID")
+    k=$(children_of "$SERVER_PID" | awk '$2 != "Z"' | wc -l)
+    if ((k > 0)); then
+        echo "the server forks ($k child processes): this lab serves every client from one process, with select()"
+    elif [[ -n $t ]] && ((t > 1)); then
+        echo "the server runs $t threads: this lab serves every client from one thread, with select()"
+    fi
+    return 0
+}
+
+# ebadf_cause: a server that logged EBADF kept a closed fd in its set.
+ebadf_cause() {
+    grep -qE 'EBADF|Bad file descriptor' "$SERVER_ERR" 2>/dev/null &&
+        echo "select() failed with EBADF: a closed fd is still in the watched set (FD_CLR it when its client leaves, before close())"
+    return 0
+}
+
+fds_at_most() { (($(fd_count "$SERVER_PID") <= $1)); }
+
 # ---------- echo --------------------------------------------------------------------
 
 # bats test_tags=echo
 @test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
     start_server
-    run client echo.py --size 262144
-    assert_success
+    expect_pass echo.py --size 262144
 }
 
 # bats test_tags=echo
 @test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
     start_server
-    run client burst.py --size 8388608
-    assert_success
+    expect_pass burst.py --size 8388608
 }
 
 # bats test_tags=echo
 @test "echo: after the client half-closes, the server sends everything, then EOF" {
     start_server
-    run client halfclose.py --size 1048576
-    assert_success
+    expect_pass halfclose.py --size 1048576
 }
 
 # bats test_tags=echo
 @test "echo: 30 clients one after another are each served" {
     start_server
-    run client many.py --count 30
-    assert_success
+    expect_pass many.py --count 30
 }
 
 # bats test_tags=echo
 @test "echo: 50 clients connected at once each get exactly their own bytes, 3 rounds" {
     start_server
-    run client concurrency.py --clients 50 --rounds 3 --size 2000
-    assert_success
+    expect_pass concurrency.py --clients 50 --rounds 3 --size 2000
 }
 
 # ---------- robust ----------------------------------------------------------------
@@ -52,26 +72,22 @@ load lib/netlabs
 # bats test_tags=robust
 @test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
     start_server
-    run client rst.py --size 4194304 --count 3
-    assert_success
+    expect_pass rst.py --size 4194304 --count 3
     assert_server_alive
-    run client echo.py --size 4096
-    assert_success
+    expect_pass echo.py --size 4096
 }
 
 # bats test_tags=robust
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
-    run client hangup.py --count 10
-    assert_success
+    expect_pass hangup.py --count 10
     assert_server_alive
 }
 
 # bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server
-    run client trickle.py --count 100
-    assert_success
+    expect_pass trickle.py --count 100
 }
 
 # ---------- design -----------------------------------------------------------------
@@ -80,13 +96,13 @@ load lib/netlabs
 @test "design: 500 clients at once are served by one process with one thread and no children" {
     ulimit -S -n 4096 || fail "test setup: cannot raise the soft fd limit to 4096 (hard limit $(ulimit -H -n))"
     start_server
-    start_held concurrency.py --clients 500 --final
-    local threads kids
-    threads=$(thread_count "$SERVER_PID")
-    kids=$(children_of "$SERVER_PID") || true
-    release_held || fail "$(printf '%s\n' "the 500 clients were not all served again after the hold:" "$HELD_OUTPUT")"
-    [[ $threads == 1 ]] || fail "expected 1 thread while 500 clients were connected, found $threads: this lab serves everyone from one thread with select() (server: $(server_cmd))"
-    [[ -z $kids ]] || fail "$(printf '%s\n' "expected no child processes while 500 clients were connected, found (pid state):" "$kids" "this lab serves everyone from one process with select()")"
+    HELD_CAUSE_IF=one_loop_cause start_held concurrency.py --clients 500 --final
+    local cause
+    cause=$(one_loop_cause)
+    expect_released --cause-if one_loop_cause "expected: the 500 clients, once released, each served again; they were not:"
+    [[ -z $cause ]] || report_failure --cause "$cause" \
+        "expected 1 process with 1 thread while 500 clients were connected; found $(thread_count "$SERVER_PID") threads and these children (pid state):" \
+        "$(children_of "$SERVER_PID")" "server: $(server_cmd)"
 }
 
 # bats test_tags=design
@@ -94,9 +110,14 @@ load lib/netlabs
     start_server
     waits_seen concurrency.py --clients 3 --rounds 2
     [[ $WAITS_SEEN == *" select "* || $WAITS_SEEN == *" pselect6 "* ]] ||
-        fail "expected select() (or pselect) while 3 clients were served; saw:${WAITS_SEEN:- nothing} (by $WAITS_HOW)"
+        report_failure --cause "the server does not wait in select(): it saw${WAITS_SEEN:- no readiness call at all}" \
+            "expected select() (or pselect) while 3 clients were served; saw:${WAITS_SEEN:- nothing} (by $WAITS_HOW)" \
+            ${WAITS_FAILED:+"and the client failed:" "$WAITS_FAILED"}
     [[ $WAITS_SEEN != *poll* ]] ||
-        fail "expected select() only, but the server also waits with:$WAITS_SEEN (by $WAITS_HOW); poll and epoll are labs 05 and 06"
+        report_failure --cause "the server also waits with${WAITS_SEEN}: this lab waits with select() only (poll is lab 05, epoll lab 06)" \
+            "expected select() only, but the server also waits with:$WAITS_SEEN (by $WAITS_HOW)"
+    [[ -z $WAITS_FAILED ]] || report_failure "expected: the client concurrency.py --clients 3 --rounds 2 to pass while the server was traced; it failed:" \
+        "$WAITS_FAILED"
 }
 
 # bats test_tags=design
@@ -105,8 +126,7 @@ load lib/netlabs
     # The fast client's round trips must each come back within 2 s while
     # the slow one is connected: a server that reads the slow client until
     # EOF (or blocks on it) keeps the fast one waiting for 3 s and more.
-    run client slowpoke.py --gap 1 --bytes 4 --bound 2
-    assert_success
+    expect_pass slowpoke.py --gap 1 --bytes 4 --bound 2
 }
 
 # Clients leave while others stay; new clients reuse the freed (low) fds.
@@ -125,26 +145,22 @@ load lib/netlabs
     # (Killed rather than released: the second client inherited the
     # first's stdin pipe, so closing our end would not reach it.)
     kill -TERM "$a_pid"
-    wait "$a_pid" 2>/dev/null || true
-    run client many.py --count 100
-    assert_success
-    local st=0
-    release_held || st=$?
-    ((st == 0)) || fail "$(printf '%s\n' "10 clients that stayed connected while 110 others came and went (reusing lower fds) were not served afterwards:" "$HELD_OUTPUT" "(is maxfd still the highest fd in the set after a low fd is reused? is the fd_set copied before every select?)")"
+    wait_exit "$a_pid" 5 || true
+    expect_pass many.py --count 100
+    expect_released --cause-if ebadf_cause \
+        "expected: 10 clients that stayed connected while 110 others came and went (reusing lower fds) to be served afterwards; they were not:" \
+        "(is maxfd still the highest fd in the set after a low fd is reused? is the fd_set copied before every select?)"
     assert_server_alive
-    run grep -E 'EBADF|Bad file descriptor' "$SERVER_ERR"
-    [[ $status -ne 0 ]] || fail "$(printf '%s\n' "the server logged EBADF: a closed fd was left in the set:" "$output")"
-    run client echo.py --size 4096
-    assert_success
-    # Every fd of the 120 clients is closed again (bounded wait: the
-    # server handles the last EOFs on its own time).
-    local n i
-    for ((i = 0; i < 50; i++)); do
-        n=$(fd_count "$SERVER_PID")
-        ((n <= base)) && break
-        sleep 0.1
-    done
-    ((n <= base)) || fail "the server had $base fds before any client and still has $n after all of them left: it does not close() the clients that leave ($(ls -l /proc/$SERVER_PID/fd | tail -n +2 | awk '{print $9, $11}' | tr '\n' ' '))"
+    [[ -z $(ebadf_cause) ]] || report_failure --cause "$(ebadf_cause)" "the server logged EBADF:" \
+        "$(grep -E 'EBADF|Bad file descriptor' "$SERVER_ERR" | head -5)"
+    expect_pass echo.py --size 4096
+    # Every fd of the 120 clients is closed again (a bounded wait while
+    # the count keeps falling: the server handles the last EOFs on its own
+    # time).
+    poll_progress 5000 "fds_at_most $base" fd_count "$SERVER_PID" || report_failure \
+        --cause "the server does not close() the connections of clients that leave (on read() returning 0 or an error: FD_CLR, then close)" \
+        "the server had $base fds before any client and still has $(fd_count "$SERVER_PID") after all of them left:" \
+        "$(ls -l /proc/$SERVER_PID/fd | tail -n +2 | awk '{print $9, $11}' | tr '\n' ' ')"
 }
 
 # ---------- scale ----------------------------------------------------------------
@@ -164,12 +180,14 @@ load lib/netlabs
     assert_server_alive
     local maxfd
     maxfd=$(ls "/proc/$SERVER_PID/fd" | sort -n | tail -1)
-    release_held || fail "$(printf '%s\n' "the connections the server accepted (below FD_SETSIZE) were not all served again:" "$HELD_OUTPUT")"
+    expect_released "the connections the server accepted (below FD_SETSIZE) were not all served again:"
     assert_server_alive
-    ((maxfd < 1024)) || fail "with 1,100 clients connected the server held fd $maxfd open: a connection whose fd is >= FD_SETSIZE (1024) must be closed at once"
+    ((maxfd < 1024)) || report_failure --cause "a connection whose fd is >= FD_SETSIZE (1024) is kept: it cannot go in an fd_set, so close it at once (and say so on stderr)" \
+        "with 1,100 clients connected the server held fd $maxfd open"
     local closed=${ready##*closed=} logged
     logged=$(grep -c 'FD_SETSIZE' "$SERVER_ERR" || true)
-    ((logged >= closed)) || fail "$(printf '%s\n' "the server closed $closed connections (client: '$ready') but logged only $logged lines mentioning FD_SETSIZE; log each refusal. Its stderr ends:" "$(tail -5 "$SERVER_ERR")")"
-    run client echo.py --size 4096
-    assert_success
+    ((logged >= closed)) || report_failure --cause "refused connections are not logged: write one line on stderr naming FD_SETSIZE for each" \
+        "the server closed $closed connections (client: '$ready') but logged only $logged lines mentioning FD_SETSIZE. Its stderr ends:" \
+        "$(tail -5 "$SERVER_ERR")"
+    expect_pass echo.py --size 4096
 }

@@ -13,27 +13,26 @@
 load lib/netlabs
 load lib/scenarios_nonblocking
 
+fds_at_most() { (($(fd_count "$SERVER_PID") <= $1)); }
+
 # ---------- echo --------------------------------------------------------------------
 
 # bats test_tags=echo
 @test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
     start_server
-    run client echo.py --size 262144
-    assert_success
+    expect_pass echo.py --size 262144
 }
 
 # bats test_tags=echo
 @test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
     start_server
-    run client burst.py --size 8388608
-    assert_success
+    expect_pass burst.py --size 8388608
 }
 
 # bats test_tags=echo
 @test "echo: 50 clients at once each get exactly their own bytes back" {
     start_server
-    run client concurrency.py --clients 50 --size 20000 --rounds 3
-    assert_success
+    expect_pass concurrency.py --clients 50 --size 20000 --rounds 3
 }
 
 # ---------- design -----------------------------------------------------------------
@@ -83,33 +82,28 @@ load lib/scenarios_nonblocking
 # bats test_tags=robust
 @test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
     start_server
-    run client rst.py --size 4194304 --count 3
-    assert_success
+    expect_pass rst.py --size 4194304 --count 3
     assert_server_alive
-    run client echo.py --size 4096
-    assert_success
+    expect_pass echo.py --size 4096
 }
 
 # bats test_tags=robust
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
-    run client hangup.py --count 10
-    assert_success
+    expect_pass hangup.py --count 10
     assert_server_alive
 }
 
 # bats test_tags=robust
 @test "robust: a client that sends one byte at a time is served byte by byte" {
     start_server
-    run client trickle.py --count 100
-    assert_success
+    expect_pass trickle.py --count 100
 }
 
 # bats test_tags=robust
 @test "robust: 300 clients come and go (every fourth resets), 8 at a time" {
     start_server
-    run client many.py --count 300 --parallel 8
-    assert_success
+    expect_pass many.py --count 300 --parallel 8
     assert_server_alive
 }
 
@@ -124,18 +118,15 @@ load lib/scenarios_nonblocking
     local threads kids
     threads=$(thread_count "$SERVER_PID")
     kids=$(children_of "$SERVER_PID" || true) # (children_of can return 1 when it found none)
-    release_held || fail "5000 clients at once: $HELD_OUTPUT"
-    [[ $threads == 1 ]] || fail "expected 1 thread while 5000 clients were connected, found $threads"
-    [[ -z $kids ]] || fail "expected no child processes, found: $kids"
-    run client echo.py --size 1000
-    assert_success
-    # The server sees the last EOFs on its own time: a bounded wait for
-    # their fds to be closed.
-    local after i
-    for ((i = 0; i < 50; i++)); do
-        after=$(fd_count "$SERVER_PID")
-        ((after <= before)) && break
-        sleep 0.1
-    done
-    ((after <= before)) || fail "expected the server's fd count back at $before once the 5000 clients left (and a new one came and went), found $after: are closed connections' fds closed?"
+    expect_released "expected: the 5000 clients, once released, to leave cleanly; they did not:"
+    [[ $threads == 1 ]] || report_failure --cause "the server runs $threads threads: this lab serves every client from one thread, with epoll" \
+        "expected 1 thread while 5000 clients were connected, found $threads"
+    [[ -z $kids ]] || report_failure --cause "the server forks: this lab serves every client from one process, with epoll" \
+        "expected no child processes, found:" "$kids"
+    expect_pass echo.py --size 1000
+    # The server sees the last EOFs on its own time: a bounded wait while
+    # the count keeps falling.
+    poll_progress 5000 "fds_at_most $before" fd_count "$SERVER_PID" || report_failure \
+        --cause "the server does not close() the connections of clients that leave" \
+        "expected the server's fd count back at $before once the 5000 clients left (and a new one came and went), found $(fd_count "$SERVER_PID")"
 }

@@ -32,7 +32,8 @@ pool_stats() {
         ((after > before)) && break
         sleep 0.05
     done
-    ((after > before)) || fail "$(printf '%s\n' "sent SIGUSR1; expected a stats dump ('pool: total: ...') on stderr within 5 s, got none. stderr:" "$(tail -5 "$SERVER_ERR")")"
+    ((after > before)) || report_failure --cause "SIGUSR1 prints no pool stats: the handler sets a flag, and the loop prints the dump ('stats: ...', 'pool: class ...', 'pool: total: ...') on stderr when it sees it" \
+        "sent SIGUSR1; expected a stats dump ('pool: total: ...') on stderr within 5 s, got none. stderr:" "$(tail -5 "$SERVER_ERR")"
     last_stats
 }
 
@@ -66,22 +67,19 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # bats test_tags=echo
 @test "echo: every byte value 0-255, sent in random chunks, comes back uppercased" {
     start_server
-    run client echo.py --size 262144
-    assert_success
+    expect_pass echo.py --size 262144
 }
 
 # bats test_tags=echo
 @test "echo: an 8 MiB payload comes back whole while the client reads as it writes" {
     start_server
-    run client burst.py --size 8388608
-    assert_success
+    expect_pass burst.py --size 8388608
 }
 
 # bats test_tags=echo
 @test "echo: 200 clients at once each get exactly their own bytes back" {
     start_server
-    run client concurrency.py --clients 200 --size 5000 --rounds 2
-    assert_success
+    expect_pass concurrency.py --clients 200 --size 5000 --rounds 2
 }
 
 # ---------- robust ----------------------------------------------------------------
@@ -89,21 +87,20 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # bats test_tags=robust
 @test "robust: clients that reset (RST) mid-stream do not kill the server; the next is served" {
     start_server
-    run client rst.py --size 4194304 --count 3
-    assert_success
+    expect_pass rst.py --size 4194304 --count 3
     assert_server_alive
     local st busy
     st=$(stats_when_idle)
     busy=$(busy_classes "$st")
-    [[ -z $busy && $st == *"stats: connections 0"* ]] || fail "$(printf '%s\n' "after the reset clients left, expected 0 connections and no buffer in use; stats:" "$st" \
-        "  a connection closed on an error must give its buffers back too.")"
+    [[ -z $busy && $st == *"stats: connections 0"* ]] || report_failure \
+        --cause "a connection closed on an error (a reset) keeps its connection or buffers: free both on every way out, not only on EOF" \
+        "after the reset clients left, expected 0 connections and no buffer in use; stats:" "$st"
 }
 
 # bats test_tags=robust
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
-    run client hangup.py --count 10
-    assert_success
+    expect_pass hangup.py --count 10
     assert_server_alive
 }
 
@@ -112,8 +109,7 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     # Back-pressure pauses reading this client; it must resume once the
     # client reads again (below the low-water mark), losing nothing.
     start_server
-    run client burst.py --size 16777216 --pause-read 2
-    assert_success
+    expect_pass burst.py --size 16777216 --pause-read 2
 }
 
 # ---------- lab 07's scenarios: the reactor must do all of it too -----------------------
@@ -166,15 +162,14 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     PRE=()
     start_held hold_idle.py --count 100
     # The table is full: the server must keep refusing, every time.
-    run client refused.py --count 5 --within 5
-    local st=$status out=$output
+    local out st=0
+    out=$(run_client refused.py --count 5 --within 5 2>&1) || st=$?
     assert_server_alive
     release_held || true
-    ((st == 0)) || fail "$(printf '%s\n' "with its fds used up by 100 held clients, the server left new clients hanging:" "$out" \
-        "  on EMFILE: close the spare fd, accept and close the client, and reopen the spare AFTER that close" \
-        "  (the client's fd takes the spare's number; reopening first fails and loses the spare for good).")"
-    run client many.py --count 10
-    assert_success
+    ((st == 0)) || report_failure \
+        --cause "out of fds, new clients are left hanging: on EMFILE close the spare fd, accept and close the client, and reopen the spare AFTER that close (reopening first fails and loses the spare for good)" \
+        "with its fds used up by 100 held clients, the server left new clients hanging:" "$out"
+    expect_pass many.py --count 10
 }
 
 # ---------- design: memory ------------------------------------------------------------
@@ -182,50 +177,48 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # bats test_tags=design,robust
 @test "design: a client sending 64 MiB and never reading stays under the high-water mark; others are served" {
     start_server
-    run client echo.py --size 100000 # warm up: the pool's first buffers
-    assert_success
+    expect_pass echo.py --size 100000 # warm up: the pool's first buffers
     local base peak
     base=$(rss_kb)
     start_held backpressure.py --size 67108864
     local sent=${HELD_READY#ready }
     # Meanwhile, everyone else is served.
-    run client concurrency.py --clients 20 --size 20000
-    assert_success
-    run client echo.py --size 1048576
-    assert_success
+    expect_pass concurrency.py --clients 20 --size 20000
+    expect_pass echo.py --size 1048576
     peak=$(proc_field "$SERVER_PID" VmHWM)
     local limit=$((base + HIGH_WATER_KB + 3072))
-    ((peak <= limit)) || fail "$(printf '%s\n' \
-        "the server's peak RSS reached ${peak} kB; expected at most ${limit} kB (${base} kB before + ${HIGH_WATER_KB} kB high-water + 3 MiB)." \
-        "  a client sent ${sent} bytes without reading. Stop reading a connection once its pending output" \
-        "  passes the high-water mark (back-pressure), and resume below the low-water mark." \
-        "  $(repro "python3 tests/clients/backpressure.py --port PORT --hold; watch VmHWM in /proc/PID/status")")"
+    ((peak <= limit)) || report_failure \
+        --cause "no back-pressure: the server keeps reading a client that does not read, and its output grows without bound. Stop reading a connection once its pending output passes the high-water mark, resume below the low-water mark" \
+        "the server's peak RSS reached ${peak} kB; expected at most ${limit} kB (${base} kB before + ${HIGH_WATER_KB} kB high-water + 3 MiB); a client sent ${sent} bytes without reading." \
+        "$(repro "python3 tests/clients/backpressure.py --port PORT --hold; watch VmHWM in /proc/PID/status")"
     run pool_stats
-    [[ $output == *"stats: connections 1"* ]] || fail "expected the non-reading client to stay connected (1 connection); stats: $output"
-    release_held || fail "the non-reading client: $HELD_OUTPUT"
+    [[ $output == *"stats: connections 1"* ]] || report_failure --cause "the server dropped a client only because it does not read: pause it (back-pressure), do not close it" \
+        "expected the non-reading client to stay connected (1 connection); stats:" "$output"
+    expect_released "expected: the non-reading client, once released, to still be connected; it was not:"
 }
 
 # bats test_tags=design,scale
 @test "scale: 10,000 idle connections are all served, hold no pool buffer, cost under 2 KiB of RSS each" {
     ulimit -n 20000
     start_server
-    run client echo.py --size 100000 # warm up
-    assert_success
+    expect_pass echo.py --size 100000 # warm up
     local base after
     base=$(rss_kb)
     CLIENT_TIMEOUT=40 start_held concurrency.py --clients 10000 --final
     after=$(rss_kb)
     local st
     st=$(pool_stats)
-    [[ $st == *"stats: connections 10000"* ]] || fail "expected 'stats: connections 10000' with 10,000 clients connected; got: $st"
+    [[ $st == *"stats: connections 10000"* ]] || report_failure --cause "the stats do not count the 10,000 connections held open" \
+        "expected 'stats: connections 10000' with 10,000 clients connected; got:" "$st"
     local busy
     busy=$(busy_classes "$st")
-    [[ -z $busy ]] || fail "$(printf '%s\n' "10,000 idle connections (each echoed once) still hold pool buffers:" "$busy" \
-        "  give a connection's input and output buffers back to the pool as soon as they are empty.")"
+    [[ -z $busy ]] || report_failure --cause "idle connections keep pool buffers: give a connection's input and output buffers back to the pool as soon as they are empty" \
+        "10,000 idle connections (each echoed once) still hold pool buffers:" "$busy"
     local per=$(((after - base) * 1024 / 10000))
-    ((per < 2048)) || fail "$(printf '%s\n' "RSS grew from ${base} kB to ${after} kB with 10,000 idle connections: ${per} bytes each, expected under 2048." \
-        "  an idle connection should hold a small struct and no buffer. $(repro "python3 tests/clients/concurrency.py --port PORT --clients 10000 --hold")")"
-    release_held || fail "after the hold, one more round on all 10,000 connections failed: $HELD_OUTPUT"
+    ((per < 2048)) || report_failure --cause "an idle connection costs ${per} bytes: it should hold a small struct and no buffer" \
+        "RSS grew from ${base} kB to ${after} kB with 10,000 idle connections: ${per} bytes each, expected under 2048." \
+        "$(repro "python3 tests/clients/concurrency.py --port PORT --clients 10000 --hold")"
+    expect_released "expected: one more round on all 10,000 connections after the hold; it failed:"
 }
 
 # bats test_tags=design
@@ -233,23 +226,24 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     start_server
     local fds
     fds=$(fd_count "$SERVER_PID")
-    run client bursts.py --count 500 --size 1048576 --parallel 10
-    assert_success
+    expect_pass bursts.py --count 500 --size 1048576 --parallel 10
     local st1 rss1
     st1=$(stats_when_idle)
     rss1=$(rss_kb)
-    run client bursts.py --count 500 --size 1048576 --parallel 10
-    assert_success
+    expect_pass bursts.py --count 500 --size 1048576 --parallel 10
     local st2 rss2
     st2=$(stats_when_idle)
     rss2=$(rss_kb)
-    [[ $st2 == *"stats: connections 0"* ]] || fail "$(printf '%s\n' "all clients left, but the server still counts connections:" "$st2" "  close and free a connection on EOF, reset and error.")"
+    [[ $st2 == *"stats: connections 0"* ]] || report_failure --cause "connections are not freed when their clients leave: close and free a connection on EOF, reset and error" \
+        "all clients left, but the server still counts connections:" "$st2"
     local busy
     busy=$(busy_classes "$st2")
-    [[ -z $busy ]] || fail "$(printf '%s\n' "all 1,000 clients left, but buffers are still in use (expected in_use 0 everywhere):" "$busy" \
-        "  every buffer must go back to the pool (pool_free) when it empties and when its connection closes.")"
-    [[ $(fd_count "$SERVER_PID") -eq $fds ]] || fail "the server had $fds fds open before, $(fd_count "$SERVER_PID") after 1,000 clients left: close every connection's fd"
-    ((rss2 <= rss1 + 1024)) || fail "RSS grew from ${rss1} kB after 500 bursts to ${rss2} kB after 1,000: freed buffers are not being reused (pool_free -> free list -> pool_alloc)"
+    [[ -z $busy ]] || report_failure --cause "buffers leak: every buffer must go back to the pool (pool_free) when it empties and when its connection closes" \
+        "all 1,000 clients left, but buffers are still in use (expected in_use 0 everywhere):" "$busy"
+    [[ $(fd_count "$SERVER_PID") -eq $fds ]] || report_failure --cause "fds leak: close every connection's fd when it ends" \
+        "the server had $fds fds open before, $(fd_count "$SERVER_PID") after 1,000 clients left"
+    ((rss2 <= rss1 + 1024)) || report_failure --cause "freed buffers are not reused (pool_free -> free list -> pool_alloc)" \
+        "RSS grew from ${rss1} kB after 500 bursts to ${rss2} kB after 1,000"
 }
 
 # ---------- design: the loop and shutdown ----------------------------------------------
@@ -257,28 +251,28 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # bats test_tags=design
 @test "design: SIGUSR1 prints pool stats that add up; idle connections hold no buffer" {
     start_server
-    run client echo.py --size 1048576
-    assert_success
+    expect_pass echo.py --size 1048576
     local st
     start_held concurrency.py --clients 5 --size 30000 --final
     st=$(pool_stats)
-    [[ $st == *"stats: connections 5"* ]] || fail "expected 'stats: connections 5' with 5 clients connected; got: $st"
+    [[ $st == *"stats: connections 5"* ]] || report_failure --cause "the stats do not count the connections: 'stats: connections N' must say how many are open" \
+        "expected 'stats: connections 5' with 5 clients connected; got:" "$st"
     local busy
     busy=$(busy_classes "$st")
-    [[ -z $busy ]] || fail "$(printf '%s\n' "5 idle connections (each echoed 30000 bytes) still hold pool buffers:" "$busy" \
-        "  give a connection's buffers back to the pool as soon as they are empty.")"
-    release_held || fail "after the hold, one more round failed: $HELD_OUTPUT"
+    [[ -z $busy ]] || report_failure --cause "idle connections keep pool buffers: give a connection's buffers back to the pool as soon as they are empty" \
+        "5 idle connections (each echoed 30000 bytes) still hold pool buffers:" "$busy"
+    expect_released "expected: one more round on the 5 connections after the hold; it failed:"
     st=$(stats_when_idle)
     local classes
     classes=$(grep -c '^pool: class ' <<<"$st")
-    [[ $classes -ge 4 ]] || fail "expected one 'pool: class SIZE: in_use N free N peak N' line per size class (4K to 8M); got: $st"
+    [[ $classes -ge 4 ]] || report_failure --cause "the stats dump lacks the per-class lines" \
+        "expected one 'pool: class SIZE: in_use N free N peak N' line per size class (4K to 8M); got:" "$st"
     # held (total line) must be the sum of (in_use + free) * size.
     run awk '$2 == "class" { sub(":", "", $3); sum += ($5 + $7) * $3; if ($9 < $5) bad = 1 }
              $2 == "total:" { held = $6 }
              END { if (bad || sum != held) { print "held " held " but classes add up to " sum (bad ? ", and a peak below in_use" : ""); exit 1 } }' <<<"$st"
-    [[ $status -eq 0 ]] || fail "the stats do not add up: $output; stats: $st"
-    run client echo.py --size 1000
-    assert_success
+    [[ $status -eq 0 ]] || report_failure --cause "the pool's counters do not add up: $output" "the stats:" "$st"
+    expect_pass echo.py --size 1000
 }
 
 # bats test_tags=design
@@ -288,13 +282,19 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
     local first=$HELD_PID first_in=$HELD_IN first_out=$HELD_OUT first_err=$HELD_ERR
     start_held backpressure.py --size 33554432
     stop_server
-    [[ $SERVER_STATUS == 0 ]] || fail "$(printf '%s\n' "SIGTERM: expected exit status 0 within 2 s, got '$SERVER_STATUS'. stderr:" "$(tail -12 "$SERVER_ERR")")"
+    local cause="the server exited with status $SERVER_STATUS on SIGTERM, expected 0"
+    [[ $SERVER_STATUS == timeout ]] && cause="the server did not exit within 2 s of SIGTERM: the loop never sees the stop"
+    [[ $SERVER_STATUS == 143 ]] && cause="SIGTERM killed the server: it has no handler (on_stop_signals: set a flag, leave the loop, free everything, return 0)"
+    [[ $SERVER_STATUS == 0 ]] || report_failure --cause "$cause" \
+        "SIGTERM: expected exit status 0 within 2 s, got '$SERVER_STATUS'. stderr:" "$(tail -12 "$SERVER_ERR")"
     local st
     st=$(last_stats)
-    [[ $st == *"stats: connections 0"* ]] || fail "$(printf '%s\n' "with -v the server prints its stats at exit, after closing every connection; expected 'stats: connections 0', got:" "$st")"
+    [[ $st == *"stats: connections 0"* ]] || report_failure --cause "at exit the connections are not all closed before the final stats" \
+        "with -v the server prints its stats at exit, after closing every connection; expected 'stats: connections 0', got:" "$st"
     local busy
     busy=$(busy_classes "$st")
-    [[ -z $busy ]] || fail "$(printf '%s\n' "at exit, buffers are still in use (leaked):" "$busy")"
+    [[ -z $busy ]] || report_failure --cause "buffers leak at exit: closing a connection must give its buffers back" \
+        "at exit, buffers are still in use (leaked):" "$busy"
     release_held || true
     HELD_PID=$first HELD_IN=$first_in HELD_OUT=$first_out HELD_ERR=$first_err
     release_held || true

@@ -6,10 +6,12 @@
 #   @test "design: ..." { nb_connect_burst 200; }
 #
 # Each nb_* function runs one whole scenario and fails the test with a
-# message saying what was expected, what happened and how to reproduce it.
-# Each starts the server itself (start_server) unless one is already
-# running in this test (SERVER_PID set); nb_emfile_no_spin always starts
-# its own, under prlimit.
+# message whose first line is the likely cause (report_failure): what the
+# clients or /proc saw missing when they can tell, else the mechanism the
+# scenario is about.  Then what was expected, what happened and how to
+# reproduce it.  Each starts the server itself (start_server) unless one is
+# already running in this test (SERVER_PID set); nb_emfile_no_spin always
+# starts its own, under prlimit.
 
 # ---------- helpers ------------------------------------------------------------------
 
@@ -17,18 +19,28 @@ nb_ensure_server() {
     [[ -n ${SERVER_PID:-} ]] || start_server
 }
 
-# nb_client HINT SCRIPT ARGS...: run a client; on failure, fail with its
-# output, the hint (the likely bug) and the reproduce lines.
+# nb_client HINT SCRIPT ARGS...: run a client; on failure, fail with the
+# likely cause (HINT, the usual bug behind this scenario, unless the
+# client or /proc named a more specific one), its output and the
+# reproduce lines.
 nb_client() {
     local hint=$1
     shift
-    run client "$@"
-    if ((status != 0)); then
-        fail "$(printf '%s\n' "expected: tests/clients/$1 to pass (exit 0); it exited $status:" \
-            "$(sed 's/^/    /' <<<"$output" | head -30)" \
-            "  likely cause: $hint" \
-            "  server: $(server_cmd)")"
-    fi
+    expect_pass --hint "$hint" "$@"
+}
+
+# nb_blocking_cause: the connections the server holds that are blocking
+# sockets, as a cause (nothing if every socket has O_NONBLOCK).
+nb_blocking_cause() {
+    local fd flags notnb=()
+    for fd in $(nb_socket_fds); do
+        flags=$(awk '/^flags:/ {print $2}' "/proc/$SERVER_PID/fdinfo/$fd" 2>/dev/null) || continue
+        [[ -n $flags ]] || continue
+        ((8#$flags & 04000)) || notnb+=("$fd")
+    done
+    ((${#notnb[@]} == 0)) ||
+        echo "the server's sockets are blocking (no O_NONBLOCK on fds ${notnb[*]}): a read or write that would wait blocks the only thread. Use accept4(..., SOCK_NONBLOCK) or fcntl(F_SETFL, O_NONBLOCK)"
+    return 0
 }
 
 # nb_cpu_over SECONDS: CPU ticks (1/100 s) the server burns in SECONDS of
@@ -77,10 +89,10 @@ nb_connect_burst() {
     local st=0
     release_held || st=$?
     if ((st != 0)); then
-        fail "$(printf '%s\n' "expected: all $count connections queued at once to be accepted and echoed; the client exited $st:" \
-            "$(sed 's/^/    /' <<<"$HELD_OUTPUT" | head -20)" \
-            "  likely cause: the accept loop stops before EAGAIN (one accept per edge-triggered event)" \
-            "  reproduce: $(server_cmd) & kill -STOP it, run python3 tests/clients/hold_idle.py --port PORT --count $count --go --hold, kill -CONT it, press Ctrl-D")"
+        report_failure --hint "the accept loop stops before EAGAIN (one accept per edge-triggered event)" \
+            "expected: all $count connections queued at once to be accepted and echoed; the client exited $st:" \
+            "$(head -20 <<<"$HELD_OUTPUT")" \
+            "reproduce: $(server_cmd) & kill -STOP it, run python3 tests/clients/hold_idle.py --port PORT --count $count --go --hold, kill -CONT it, press Ctrl-D"
     fi
     assert_server_alive
 }
@@ -129,36 +141,59 @@ nb_strace_epoll() {
     local trace=$BATS_TEST_TMPDIR/strace.out line
     mkfifo "$BATS_TEST_TMPDIR/strace.fifo"
     # Without -q, strace says "Process N attached" on stderr once it is
-    # tracing: that line is the synchronisation.
-    strace -f -e trace=epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl \
+    # tracing: that line is the synchronisation.  Its own process group,
+    # so teardown ends it with the servers whatever happens.
+    setsid strace -f -e trace=epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl \
         -o "$trace" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
     local spid=$!
+    SERVER_PIDS+=("$spid")
+    echo "$spid" >>"$NETLABS_GROUPS"
     exec {line}<"$BATS_TEST_TMPDIR/strace.fifo"
     local msg=
     if ! IFS= read -r -t 5 msg <&"$line" || [[ $msg != *attached* ]]; then
-        kill "$spid" 2>/dev/null
-        wait "$spid" 2>/dev/null
+        end_group "$spid" 0
         exec {line}<&-
+        # A server that is gone is a failure, not a reason to skip.
+        assert_server_alive
         skip "strace cannot attach to the server here: ${msg:-no output}"
     fi
-    start_held concurrency.py --clients 3
+    # The clients may fail (a server that blocks serves one and stalls):
+    # look at what the server did anyway, and report the mechanism first.
+    local held_failed=
+    HELD_TRY=1 start_held concurrency.py --clients 3 || held_failed=$HELD_FAILED
     # /proc: the state the server left its fds in.
     local fd flags notnb=() epfd= etline
     for fd in $(nb_socket_fds); do
-        flags=$(awk '/^flags:/ {print $2}' "/proc/$SERVER_PID/fdinfo/$fd")
+        flags=$(awk '/^flags:/ {print $2}' "/proc/$SERVER_PID/fdinfo/$fd" 2>/dev/null)
+        [[ -n $flags ]] || continue
         ((8#$flags & 04000)) || notnb+=("$fd")
     done
     for fd in /proc/"$SERVER_PID"/fd/*; do
         [[ $(readlink "$fd") == 'anon_inode:[eventpoll]' ]] && epfd=${fd##*/}
     done
     etline=$(awk '/^tfd:/ {print}' "/proc/$SERVER_PID/fdinfo/${epfd:-none}" 2>/dev/null)
-    release_held || true
+    [[ -n $held_failed ]] || release_held || true
     kill -INT "$spid" 2>/dev/null
-    wait "$spid" 2>/dev/null || true
+    wait_exit "$spid" 5 || true
     exec {line}<&-
     local log
     log=$(cat "$trace")
-    [[ -n $epfd ]] || fail "expected an epoll fd (anon_inode:[eventpoll]) among the server's fds; found none: $(ls -l /proc/"$SERVER_PID"/fd 2>/dev/null | tail -n +2 | awk '{print $9, $11}' | tr '\n' ' ')"
+    # The held client's own diagnosis, and what failed, follow any
+    # mechanism found missing.
+    local also=()
+    [[ -z $held_failed ]] || also=("and the clients failed:" "$held_failed")
+    # strace shows what the server did to each new connection, even if
+    # /proc no longer shows it (the failed clients have left).
+    local nb_seen=
+    grep -qE 'accept4\(.*SOCK_NONBLOCK|fcntl\(.*F_SETFL.*O_NONBLOCK' <<<"$log" && nb_seen=1
+    if [[ $mode != lt ]] && { ((${#notnb[@]} > 0)) || [[ -z $nb_seen ]]; }; then
+        report_failure --cause "the connections are blocking sockets (${notnb[*]:+no O_NONBLOCK on fds ${notnb[*]}; }strace shows no accept4(..., SOCK_NONBLOCK) or fcntl(F_SETFL, O_NONBLOCK)): a read or write that would wait blocks the only thread. Use accept4(..., SOCK_NONBLOCK) or fcntl(F_SETFL, O_NONBLOCK)" \
+            "expected every socket to be non-blocking (O_NONBLOCK in /proc/PID/fdinfo, and accept4(SOCK_NONBLOCK) or fcntl in strace) while 3 clients were connected." \
+            "${also[@]}" "server: $(server_cmd)"
+    fi
+    [[ -n $epfd ]] || report_failure --cause "the server has no epoll instance: this lab waits with epoll_wait() (epoll_create1, epoll_ctl)" \
+        "expected an epoll fd (anon_inode:[eventpoll]) among the server's fds; found none: $(ls -l /proc/"$SERVER_PID"/fd 2>/dev/null | tail -n +2 | awk '{print $9, $11}' | tr '\n' ' ')" \
+        "${also[@]}"
     local n_et=0 n_all=0 ev
     # tfd lines: "tfd: N events: HEX data: ..."; EPOLLET is bit 31.
     while read -r _ _ _ ev _; do
@@ -166,18 +201,28 @@ nb_strace_epoll() {
         n_all=$((n_all + 1))
         (((16#$ev & 0x80000000) != 0)) && n_et=$((n_et + 1))
     done <<<"$etline"
-    ((n_all >= 4)) || fail "$(printf '%s\n' "expected the listening socket and the 3 connected clients in the epoll interest list; /proc/$SERVER_PID/fdinfo/$epfd lists $n_all fds:" "$etline" "  (server: $(server_cmd))")"
-    grep -qE 'epoll_(p?wait2?)\(' <<<"$log" || fail "$(printf '%s\n' "expected the server to wait in epoll_wait/epoll_pwait (strace) while clients were served; the trace:" "$(head -20 <<<"$log")")"
+    grep -qE 'epoll_(p?wait2?)\(' <<<"$log" || report_failure \
+        --cause "the server does not wait in epoll_wait()/epoll_pwait() (strace saw no call)" \
+        "expected the server to wait in epoll_wait/epoll_pwait (strace) while clients were served; the trace:" "$(head -20 <<<"$log")" "${also[@]}"
     if [[ $mode == lt ]]; then
-        ((n_et == 0)) || fail "$(printf '%s\n' "expected level-triggered epoll (no EPOLLET) in this lab; /proc/$SERVER_PID/fdinfo/$epfd shows $n_et of $n_all fds with EPOLLET:" "$etline")"
-        ! grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || fail "$(printf '%s\n' "expected no EPOLLET in this lab's epoll_ctl calls; strace shows:" "$(grep -E 'epoll_ctl\(.*EPOLLET' <<<"$log" | head -5)")"
-        grep -qE 'epoll_ctl\(.*EPOLL_CTL_ADD' <<<"$log" || fail "$(printf '%s\n' "expected epoll_ctl(..., EPOLL_CTL_ADD, ...) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
+        ((n_et == 0)) || report_failure --cause "EPOLLET in the level-triggered lab: $n_et of the $n_all fds in the interest list are edge-triggered" \
+            "expected level-triggered epoll (no EPOLLET) in this lab; /proc/$SERVER_PID/fdinfo/$epfd shows:" "$etline" "${also[@]}"
+        ! grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || report_failure --cause "EPOLLET in the level-triggered lab (strace shows it in epoll_ctl)" \
+            "expected no EPOLLET in this lab's epoll_ctl calls; strace shows:" "$(grep -E 'epoll_ctl\(.*EPOLLET' <<<"$log" | head -5)" "${also[@]}"
+        grep -qE 'epoll_ctl\(.*EPOLL_CTL_ADD' <<<"$log" || report_failure --cause "new connections are not added to the epoll interest list (no epoll_ctl(EPOLL_CTL_ADD) in strace)" \
+            "expected epoll_ctl(..., EPOLL_CTL_ADD, ...) for the new connections in strace; the trace:" "$(head -20 <<<"$log")" "${also[@]}"
+        ((n_all >= 4)) || [[ -n $held_failed ]] || report_failure --cause "connections are missing from the epoll interest list ($n_all fds listed, expected the listening socket and 3 clients)" \
+            "expected the listening socket and the 3 connected clients in the epoll interest list; /proc/$SERVER_PID/fdinfo/$epfd lists $n_all fds:" "$etline"
+        [[ -z $held_failed ]] || report_failure "$(head -1 <<<"$held_failed")" "$(tail -n +2 <<<"$held_failed")" "server: $(server_cmd)"
         return 0
     fi
-    ((${#notnb[@]} == 0)) || fail "expected every socket to be non-blocking (O_NONBLOCK in /proc/PID/fdinfo) while 3 clients were connected; fds ${notnb[*]} are blocking. Use accept4(..., SOCK_NONBLOCK) or fcntl(F_SETFL, O_NONBLOCK). (server: $(server_cmd))"
-    ((n_et >= 3)) || fail "$(printf '%s\n' "expected the 3 connected clients registered with EPOLLET; /proc/$SERVER_PID/fdinfo/$epfd shows $n_et of $n_all fds with EPOLLET:" "$etline" "  (server: $(server_cmd))")"
-    grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || fail "$(printf '%s\n' "expected epoll_ctl(..., {events=...EPOLLET...}) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
-    grep -qE 'accept4\(.*SOCK_NONBLOCK|fcntl\(.*F_SETFL.*O_NONBLOCK' <<<"$log" || fail "$(printf '%s\n' "expected accept4(..., SOCK_NONBLOCK) or fcntl(fd, F_SETFL, ...O_NONBLOCK) for the new connections in strace; the trace:" "$(head -20 <<<"$log")")"
+    grep -qE 'epoll_ctl\(.*EPOLLET' <<<"$log" || report_failure --cause "the connections are not registered with EPOLLET (no EPOLLET in strace's epoll_ctl calls): this lab is edge-triggered" \
+        "expected epoll_ctl(..., {events=...EPOLLET...}) for the new connections in strace; the trace:" "$(head -20 <<<"$log")" "${also[@]}"
+    ((n_et >= 3)) || [[ -n $held_failed ]] || report_failure --cause "the connections are not registered with EPOLLET: /proc shows $n_et of $n_all fds edge-triggered" \
+        "expected the 3 connected clients registered with EPOLLET; /proc/$SERVER_PID/fdinfo/$epfd shows:" "$etline" "server: $(server_cmd)"
+    ((n_all >= 4)) || [[ -n $held_failed ]] || report_failure --cause "connections are missing from the epoll interest list ($n_all fds listed, expected the listening socket and 3 clients)" \
+        "expected the listening socket and the 3 connected clients in the epoll interest list; /proc/$SERVER_PID/fdinfo/$epfd lists $n_all fds:" "$etline"
+    [[ -z $held_failed ]] || report_failure "$(head -1 <<<"$held_failed")" "$(tail -n +2 <<<"$held_failed")" "server: $(server_cmd)"
 }
 
 # With COUNT (default 1000) idle connections held open, the server must use
@@ -189,7 +234,10 @@ nb_idle_cpu() {
     start_held concurrency.py --clients "$count"
     ticks=$(nb_cpu_over 2)
     release_held || true
-    ((ticks <= 20)) || fail "expected an idle server (with $count idle connections) to sleep in epoll_wait: it used $ticks ticks (1/100 s) of CPU in 2 s. Is EPOLLOUT left on while there is nothing to send (level-triggered: it is always ready), or a loop spinning on EAGAIN? (reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients $count --hold, then watch top)"
+    ((ticks <= 20)) || report_failure \
+        --cause "the idle server spins ($ticks ticks of CPU in 2 s with $count idle connections): EPOLLOUT left on while there is nothing to send (level-triggered, it is always ready), or a loop retrying on EAGAIN" \
+        "expected an idle server (with $count idle connections) to sleep in epoll_wait: it used $ticks ticks (1/100 s) of CPU in 2 s." \
+        "reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients $count --hold, then watch top"
 }
 
 # Under prlimit --nofile=64, 100 connections exhaust the server's fds: it
@@ -203,7 +251,10 @@ nb_emfile_no_spin() {
     ticks=$(nb_cpu_over 2)
     assert_server_alive
     release_held || true
-    ((ticks <= 20)) || fail "expected the server, out of fds (EMFILE) with 100 connections pending, to wait quietly: it used $ticks ticks (1/100 s) of CPU in 2 s. accept() keeps failing with EMFILE while the listening socket stays readable: keep a spare fd, close it, accept and close the client, reopen it. (reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold)"
+    ((ticks <= 20)) || report_failure \
+        --cause "out of fds, the server spins: accept() keeps failing with EMFILE while the listening socket stays readable. Keep a spare fd: close it, accept and close the client, reopen it (spare_fd_refuse)" \
+        "expected the server, out of fds (EMFILE) with 100 connections pending, to wait quietly: it used $ticks ticks (1/100 s) of CPU in 2 s." \
+        "reproduce: prlimit --nofile=64 -- $(server_bin) -p 0 & python3 tests/clients/hold_idle.py --port PORT --count 100 --hold"
     # The held connections are gone: the server must take new clients again.
     nb_client "after running out of fds the server stopped accepting (an EMFILE that ended the accept loop for good, or that killed the server?)" \
         many.py --count 20 --parallel 4
@@ -245,6 +296,7 @@ nb_sigterm_clean_exit() {
     if [[ -n $vg ]]; then
         # Valgrind's leak check takes a while after the server returns:
         # allow it 20 s (the ASan run checks the 2 s promptness).
+        SERVER_STOPPED=$SERVER_PID
         kill -TERM "$SERVER_PID"
         wait_exit "$SERVER_PID" 20 || true
         SERVER_STATUS=$WAIT_STATUS
@@ -256,13 +308,22 @@ nb_sigterm_clean_exit() {
         HELD_IN=$h1_in HELD_OUT=$h1_out HELD_PID=$h1_pid HELD_ERR=$h1_err
         release_held || true
     fi
-    local what="with 20 clients connected${pending:+ and unsent output}${vg:+, under valgrind}"
-    [[ $SERVER_STATUS == 0 ]] || fail "$(printf '%s\n' "expected exit status 0 within $([[ -n $vg ]] && echo 20 || echo 2) s of SIGTERM ($what); got: $SERVER_STATUS ('timeout' = still running; 143 = killed by the signal: install a handler with on_stop_signals; 42 = valgrind found errors or memory still in use)." \
-        "  its stderr:" "$(tail -20 "$SERVER_ERR" | sed 's/^/    /')" \
-        "${vg:+  valgrind:$'\n'$(grep -v '^==[0-9]*== *$' "$vlog" 2>/dev/null | head -30 | sed 's/^/    /')}" \
-        "  reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; kill -TERM the server; echo \$?")"
+    local what="with 20 clients connected${pending:+ and unsent output}${vg:+, under valgrind}" cause
+    case $SERVER_STATUS in
+    0) cause= ;;
+    timeout) cause="the server did not exit within $([[ -n $vg ]] && echo 20 || echo 2) s of SIGTERM: the loop never sees the stop (have the handler set a flag; wait with epoll_pwait() and a mask that lets SIGTERM in only while waiting, see block_stop_signals(); leave the loop when the flag is set)" ;;
+    143) cause="SIGTERM killed the server: it has no handler. Install one (on_stop_signals) that sets a flag, leave the loop, free everything and return 0" ;;
+    42) cause="valgrind found errors or memory still in use at exit (its report is below)" ;;
+    *) cause="the server exited with status $SERVER_STATUS on SIGTERM, expected 0" ;;
+    esac
+    [[ $SERVER_STATUS == 0 ]] || report_failure --cause "$cause" \
+        "expected exit status 0 within $([[ -n $vg ]] && echo 20 || echo 2) s of SIGTERM ($what); got: $SERVER_STATUS." \
+        "its stderr:" "$(tail -20 "$SERVER_ERR" | sed 's/^/  /')" \
+        "${vg:+valgrind:$'\n'$(grep -v '^==[0-9]*== *$' "$vlog" 2>/dev/null | head -30 | sed 's/^/  /')}" \
+        "reproduce: $(server_cmd) & python3 tests/clients/concurrency.py --port PORT --clients 20 --hold; kill -TERM the server; echo \$?"
     if grep -q 'LeakSanitizer' "$SERVER_ERR"; then
-        fail "$(printf '%s\n' "expected no leak at exit; LeakSanitizer reports (free every connection's state and buffers before returning from main):" "$(grep -A12 'ERROR: LeakSanitizer' "$SERVER_ERR" | head -30)")"
+        report_failure --cause "memory leaked at exit: free every connection's state and buffers before returning from main" \
+            "expected no leak at exit; LeakSanitizer reports:" "$(grep -A12 'ERROR: LeakSanitizer' "$SERVER_ERR" | head -30)"
     fi
     if [[ -n $vg ]]; then
         local inuse openfds
@@ -270,7 +331,10 @@ nb_sigterm_clean_exit() {
         # Every fd valgrind lists except those inherited from the harness.
         openfds=$(awk '/Open (file descriptor|AF_|socket)/ {pending=$0; next}
             pending { if ($0 !~ /inherited from parent/) print pending; pending="" }' "$vlog")
-        [[ -z $inuse || $inuse == 'in use at exit: 0 bytes in 0 blocks' ]] || fail "$(printf '%s\n' "expected every allocation freed at exit; valgrind: $inuse" "$(grep -v '^==[0-9]*== *$' "$vlog" | head -40)")"
-        [[ -z $openfds ]] || fail "$(printf '%s\n' "expected every fd the server opened to be closed at exit; valgrind --track-fds lists:" "$openfds")"
+        [[ -z $inuse || $inuse == 'in use at exit: 0 bytes in 0 blocks' ]] || report_failure \
+            --cause "memory still allocated at exit ($inuse): free every connection's state and buffers, and the table, before returning from main" \
+            "expected every allocation freed at exit; valgrind: $inuse" "$(grep -v '^==[0-9]*== *$' "$vlog" | head -40)"
+        [[ -z $openfds ]] || report_failure --cause "fds still open at exit: close every connection, the epoll fd and the listening socket before returning from main" \
+            "expected every fd the server opened to be closed at exit; valgrind --track-fds lists:" "$openfds"
     fi
 }
