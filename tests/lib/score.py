@@ -274,7 +274,11 @@ STOPPED = "grading stopped (the submission's time limit ran out)"
 
 def collect(work):
     labs = []
-    dirs = sorted(os.listdir(os.path.join(work, "labs")))
+    # No labs/ at all: the grading run died before it graded anything (it
+    # could not create its work files); report nothing graded rather than
+    # crash, so every output format is still written.
+    ldir = os.path.join(work, "labs")
+    dirs = sorted(os.listdir(ldir)) if os.path.isdir(ldir) else []
     metas = [read_meta(os.path.join(work, "labs", d, "meta")) for d in dirs]
     red = Redactor(work, metas)
     for d, meta in zip(dirs, metas):
