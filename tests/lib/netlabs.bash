@@ -179,6 +179,8 @@ wait_exit() {
 # end_group PID [GRACE]: SIGTERM a server's whole process group, give it
 # GRACE seconds (default 2), then SIGKILL what is left.
 end_group() {
+    # (most groups are gone already: a signal 0 to the group says so)
+    kill -0 -- "-$1" 2>/dev/null || return 0
     "$SWEEP" --group "$1" --term "${2:-2}" >/dev/null || true
 }
 
