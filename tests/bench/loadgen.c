@@ -48,6 +48,17 @@
  * line reports requests/s and the latency of each request from the moment
  * it was queued to the moment its reply was checked.
  *
+ * --slow-permille N --slow-ms M (calc only): N requests in every 1,000, drawn
+ * at random, are "X ~ M" (lab 10: wait M ms, then answer "0 X"); the rest
+ * are the mix above.  A "~" reply must be "0 X" and must not come sooner
+ * than M ms after the request was queued (a server that skips the wait is
+ * caught).  The output then adds the latency of the two kinds apart:
+ * plain_* (the mix) and slow_* (the "~" requests), the figures that show
+ * head-of-line blocking: plain requests stuck behind slow ones.
+ *
+ * --unix PATH: connect to a Unix-domain stream socket instead of TCP
+ * (PATH, or @NAME for the abstract namespace); -a and -p are then unused.
+ *
  * It deliberately uses nothing from common/: it must be able to measure a
  * server built from anything.
  */
@@ -68,7 +79,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,7 +101,10 @@ static struct {
     int csv, header, sync, quiet;
     unsigned seed;
     int calc, depth; /* --proto calc, --depth */
-} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, 5.0, "server", 0, 0, 0, 0, 1, 0, 1};
+    int slow_permille, slow_ms; /* --slow-permille, --slow-ms */
+    const char *unix_path;      /* --unix */
+} opt = {"127.0.0.1", 9527, 1, 0, 64, 1, 5.0, 1.0, 10.0, 5.0, "server", 0, 0, 0, 0, 1, 0, 1,
+         0, 20, NULL};
 
 static void usage(void)
 {
@@ -96,7 +112,9 @@ static void usage(void)
             "usage: loadgen -p PORT [-a ADDR] [-c CONNS] [-i IDLE] [-s SIZE] [-t SECONDS]\n"
             "               [-w WARMUP] [-W SETTLE] [-j THREADS] [-T CONNECT_TIMEOUT] [-l LABEL]\n"
             "               [-r SEED] [-f json|csv] [-H] [-S] [-q]\n"
-            "               [--proto echo|calc] [--depth D]   (calc: D requests in flight, 1-%d)\n",
+            "               [--proto echo|calc] [--depth D]   (calc: D requests in flight, 1-%d)\n"
+            "               [--slow-permille N] [--slow-ms M] (calc: N in 1000 are \"X ~ M\")\n"
+            "               [--unix PATH|@NAME]               (a Unix-domain socket, not TCP)\n",
             MAX_DEPTH);
     exit(2);
 }
@@ -175,6 +193,9 @@ struct worker {
     long rounds, errors, verify_failures;
     int64_t max_ns;
     long status[5], busy, bad_frames; /* calc: replies by status 0-4, "5 0", bad frames */
+    uint64_t shist[NBUCKETS];         /* calc: the "~" requests' latencies (hist: the rest) */
+    long slow_rounds;
+    int64_t slow_max_ns;
 };
 
 /* 0 warm-up, 1 measuring, 2 window over (stop counting), 3 close up. */
@@ -309,11 +330,16 @@ static void conn_read(struct worker *w, struct conn *c, unsigned char *buf)
 #define FRAME_MAX 64 /* one request frame: LEN, '@', payload, '@' */
 #define LEN_MAX 1024 /* the protocol's largest payload */
 #define SLOTS 64     /* the mix keeps its proportions over every 64 requests */
+#define SLOW_CSV_HEADER                                                                       \
+    ",slow_permille,slow_ms,plain_requests,plain_p50_us,plain_p90_us,plain_p99_us,"            \
+    "plain_p999_us,plain_max_us,slow_requests,slow_p50_us,slow_p90_us,slow_p99_us,"            \
+    "slow_p999_us,slow_max_us"
 
 struct pending {
     int64_t t0;           /* when the request was queued */
     char req[REQ_MAX];    /* its payload (never contains NUL) */
     char want[REPLY_MAX]; /* the reply it must get */
+    int slow;             /* an "X ~ M" request (--slow-permille) */
 };
 
 struct calc {
@@ -324,6 +350,9 @@ struct calc {
     int want_out;         /* EPOLLOUT is registered */
     uint64_t rng;
     long made;            /* requests queued so far */
+    long mixed;           /* of which from the mix (not "~"): the shuffle's position */
+    uint64_t srng;        /* which requests are "~", and their X: apart, so the mix is
+                             the same with or without them */
     char kinds[SLOTS];    /* this connection's shuffle of the mix */
     int state;            /* reply parser: 0 LEN digits, 1 payload, 2 the closing '@' */
     int ndig, flen, plen;
@@ -485,7 +514,7 @@ static const char *const BAD_OPS[] = {"^", "x", "++", "//", "**", "%%", "=", "\t
 static size_t make_request(struct calc *k, char *req)
 {
     uint64_t *g = &k->rng;
-    if (k->made % SLOTS == 0) { /* a fresh shuffle of the 64 slots */
+    if (k->mixed % SLOTS == 0) { /* a fresh shuffle of the 64 slots */
         for (int i = SLOTS - 1; i > 0; i--) {
             int j = (int)(rng_next(g) % (uint64_t)(i + 1));
             char t = k->kinds[i];
@@ -493,7 +522,7 @@ static size_t make_request(struct calc *k, char *req)
             k->kinds[j] = t;
         }
     }
-    char kind = k->kinds[k->made % SLOTS], *p = req;
+    char kind = k->kinds[k->mixed % SLOTS], *p = req;
     uint64_t v = rng_next(g);
     switch (kind) {
     case 'z': /* division or modulo by zero */
@@ -548,9 +577,25 @@ static size_t make_request(struct calc *k, char *req)
 static void calc_enqueue(struct calc *k, int64_t now)
 {
     struct pending *p = &k->ring[(k->head + k->owed) % opt.depth];
-    char kind = k->kinds[k->made % SLOTS];
-    size_t n = make_request(k, p->req);
-    expected_reply(p->req, n, p->want);
+    char kind = k->kinds[k->mixed % SLOTS];
+    size_t n;
+    p->slow = opt.slow_permille && (int)(rng_next(&k->srng) % 1000) < opt.slow_permille;
+    if (p->slow) { /* "X ~ M", whose reply is "0 X" */
+        int64_t x = operand(&k->srng);
+        char *e = put_i64(p->req, x, 0);
+        e = put_str(e, " ~ ");
+        e = put_u64(e, (uint64_t)opt.slow_ms);
+        *e = '\0';
+        n = (size_t)(e - p->req);
+        p->want[0] = '0';
+        p->want[1] = ' ';
+        *put_i64(p->want + 2, x, 0) = '\0';
+        kind = 'n';
+    } else {
+        n = make_request(k, p->req);
+        expected_reply(p->req, n, p->want);
+        k->mixed++;
+    }
     if (k->len + FRAME_MAX > k->cap) { /* slide the unsent bytes down */
         memmove(k->out, k->out + k->off, (size_t)(k->len - k->off));
         k->len -= k->off;
@@ -680,6 +725,11 @@ static void calc_reply(struct worker *w, struct conn *c, int64_t now)
         calc_failed(w, c, "wrong reply");
         return;
     }
+    int64_t d = now - p->t0;
+    if (!busy && p->slow && d < (int64_t)opt.slow_ms * 1000000) {
+        calc_failed(w, c, "a \"~\" reply sooner than the wait it asked for");
+        return;
+    }
     k->head = (k->head + 1) % opt.depth;
     k->owed--;
     conn_settle(c);
@@ -687,10 +737,16 @@ static void calc_reply(struct worker *w, struct conn *c, int64_t now)
         if (busy) {
             w->busy++;
         } else {
-            int64_t d = now - p->t0;
-            w->hist[bucket_of((uint64_t)d)]++;
-            if (d > w->max_ns)
-                w->max_ns = d;
+            if (p->slow) {
+                w->shist[bucket_of((uint64_t)d)]++;
+                w->slow_rounds++;
+                if (d > w->slow_max_ns)
+                    w->slow_max_ns = d;
+            } else {
+                w->hist[bucket_of((uint64_t)d)]++;
+                if (d > w->max_ns)
+                    w->max_ns = d;
+            }
             w->rounds++;
             c->rounds++;
             w->status[p->want[0] - '0']++;
@@ -839,14 +895,43 @@ static void *worker_main(void *arg)
 
 /* ---------- connecting -------------------------------------------------------- */
 
-static int connect_start(const struct sockaddr_in *sin)
+/* Where to connect: an IPv4 address and port, or a Unix-domain socket. */
+struct target {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+/* Start one connection.  TCP: nonblocking, its handshake finished by
+ * connect_all's epoll.  AF_UNIX: a nonblocking connect() fails with EAGAIN
+ * instead of waiting when the listener's backlog is full, so it connects
+ * blocking (bounded by the deadline through SO_SNDTIMEO), then turns
+ * nonblocking; *done says it is already connected. */
+static int connect_start(const struct target *to, int64_t deadline, int *done)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int un = to->ss.ss_family == AF_UNIX;
+    *done = 0;
+    int fd = socket(to->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | (un ? 0 : SOCK_NONBLOCK), 0);
     if (fd == -1)
         return -1;
+    if (un) {
+        int64_t left = deadline - now_ns();
+        if (left < 1000000)
+            left = 1000000;
+        struct timeval tv = {(time_t)(left / 1000000000), (suseconds_t)(left % 1000000000 / 1000)};
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, (const struct sockaddr *)&to->ss, to->len) == -1) {
+            int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        *done = 1;
+        return fd;
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == -1 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&to->ss, to->len) == -1 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         errno = e;
@@ -858,7 +943,7 @@ static int connect_start(const struct sockaddr_in *sin)
 /* Open n connections, at most 256 handshakes in flight at once.  fds[i]
  * is -1 for a connection that failed or did not complete by the deadline.
  * Returns the number of failures. */
-static int connect_all(const struct sockaddr_in *sin, int *fds, int n, int64_t deadline)
+static int connect_all(const struct target *to, int *fds, int n, int64_t deadline)
 {
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     int next = 0, pending = 0, failed = 0, first_err = 0;
@@ -870,13 +955,14 @@ static int connect_all(const struct sockaddr_in *sin, int *fds, int n, int64_t d
     }
     while (next < n || pending > 0) {
         while (next < n && pending < 256) {
-            int fd = connect_start(sin);
+            int done;
+            int fd = connect_start(to, deadline, &done);
             fds[next] = fd;
             if (fd == -1) {
                 if (!first_err)
                     first_err = errno;
                 failed++;
-            } else {
+            } else if (!done) {
                 struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)next};
                 epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
                 inprog[next] = 1;
@@ -884,6 +970,8 @@ static int connect_all(const struct sockaddr_in *sin, int *fds, int n, int64_t d
             }
             next++;
         }
+        if (pending == 0)
+            continue; /* all connected at once (AF_UNIX), or all failed */
         int64_t left = (deadline - now_ns()) / 1000000;
         if (left <= 0)
             break;
@@ -966,6 +1054,29 @@ static long watch_idle(int epfd, int64_t deadline)
     }
 }
 
+/* p50, p90, p99, p99.9 in µs of the n values in hist, the largest max_ns. */
+static void percentiles(const uint64_t *hist, long n, int64_t max_ns, double lat[4])
+{
+    static const double pct[4] = {50, 90, 99, 99.9};
+    for (int p = 0; p < 4; p++) {
+        lat[p] = 0;
+        if (n <= 0)
+            continue;
+        uint64_t want = (uint64_t)((double)n * pct[p] / 100.0 + 0.5), seen = 0;
+        if (want < 1)
+            want = 1;
+        for (int b = 0; b < NBUCKETS; b++) {
+            seen += hist[b];
+            if (seen >= want) {
+                /* a bucket's middle can lie past the largest value seen */
+                lat[p] = bucket_value(b) < (double)max_ns ? bucket_value(b) / 1000.0
+                                                           : (double)max_ns / 1000.0;
+                break;
+            }
+        }
+    }
+}
+
 static double cpu_seconds(void)
 {
     struct rusage ru;
@@ -981,9 +1092,12 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"proto", required_argument, NULL, 'P'},
         {"depth", required_argument, NULL, 'D'},
+        {"slow-permille", required_argument, NULL, 'K'},
+        {"slow-ms", required_argument, NULL, 'M'},
+        {"unix", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, slow_given = 0;
     while ((c = getopt_long(argc, argv, "a:p:c:i:s:t:w:W:j:T:l:r:f:HSq", longopts, NULL)) != -1) {
         switch (c) {
         case 'P':
@@ -993,6 +1107,13 @@ int main(int argc, char **argv)
                 usage();
             break;
         case 'D': opt.depth = (int)num(optarg, 1, MAX_DEPTH); break;
+        case 'K': opt.slow_permille = (int)num(optarg, 0, 1000); slow_given = 1; break;
+        case 'M': opt.slow_ms = (int)num(optarg, 0, 10000); slow_given = 1; break;
+        case 'U':
+            if (!*optarg || strlen(optarg) >= sizeof ((struct sockaddr_un *)0)->sun_path)
+                usage();
+            opt.unix_path = optarg;
+            break;
         case 'a': opt.addr = optarg; break;
         case 'p': opt.port = (int)num(optarg, 1, 65535); break;
         case 'c': opt.conns = (int)num(optarg, 0, 1000000); break;
@@ -1017,17 +1138,30 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (optind != argc || opt.seconds <= 0)
+    if (optind != argc || opt.seconds <= 0 || (slow_given && !opt.calc))
         usage();
     if (opt.threads > opt.conns && opt.conns > 0)
         opt.threads = opt.conns;
 
-    struct sockaddr_in sin;
-    memset(&sin, 0, sizeof sin);
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((unsigned short)opt.port);
-    if (inet_pton(AF_INET, opt.addr, &sin.sin_addr) != 1)
-        usage();
+    struct target to;
+    memset(&to, 0, sizeof to);
+    if (opt.unix_path) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&to.ss;
+        size_t n = strlen(opt.unix_path);
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, opt.unix_path, n);
+        if (opt.unix_path[0] == '@') /* abstract: a leading NUL, and exactly NAME's length */
+            sun->sun_path[0] = '\0';
+        to.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+                             (opt.unix_path[0] == '@' ? 0 : 1));
+    } else {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&to.ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((unsigned short)opt.port);
+        if (inet_pton(AF_INET, opt.addr, &sin->sin_addr) != 1)
+            usage();
+        to.len = sizeof *sin;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl; /* thousands of connections: take every fd we may */
@@ -1060,8 +1194,8 @@ int main(int argc, char **argv)
     }
     int64_t t_connect = now_ns();
     int64_t deadline = t_connect + (int64_t)(opt.connect_timeout * 1e9);
-    int connect_failures = connect_all(&sin, fds, opt.conns, deadline);
-    connect_failures += connect_all(&sin, fds + opt.conns, opt.idle, deadline);
+    int connect_failures = connect_all(&to, fds, opt.conns, deadline);
+    connect_failures += connect_all(&to, fds + opt.conns, opt.idle, deadline);
     double connect_ms = (double)(now_ns() - t_connect) / 1e6;
 
     /* Idle connections stay in this thread's epoll set: any event on them
@@ -1104,6 +1238,7 @@ int main(int argc, char **argv)
             calcs[i].out = outs + (size_t)i * cap;
             calcs[i].cap = (int)cap;
             calcs[i].rng = ((uint64_t)opt.seed << 32) ^ (uint64_t)conns[i].id;
+            calcs[i].srng = calcs[i].rng ^ 0x5bd1e9955bd1e995ULL;
             conns[i].calc = &calcs[i];
         }
     }
@@ -1152,7 +1287,9 @@ int main(int argc, char **argv)
         pthread_join(ws[t].tid, NULL);
 
     /* Totals. */
-    uint64_t hist[NBUCKETS] = {0};
+    static uint64_t hist[NBUCKETS], phist[NBUCKETS], shist[NBUCKETS];
+    long slow_rounds = 0;
+    int64_t plain_max_ns = 0, slow_max_ns = 0;
     long rounds = 0, errors = connect_failures + idle_lost, vfail = 0;
     long status[5] = {0}, busy = 0, bad_frames = 0;
     int64_t max_ns = 0;
@@ -1161,13 +1298,23 @@ int main(int argc, char **argv)
             status[s] += ws[t].status[s];
         busy += ws[t].busy;
         bad_frames += ws[t].bad_frames;
-        for (int b = 0; b < NBUCKETS; b++)
-            hist[b] += ws[t].hist[b];
+        for (int b = 0; b < NBUCKETS; b++) {
+            phist[b] += ws[t].hist[b];
+            shist[b] += ws[t].shist[b];
+            hist[b] += ws[t].hist[b] + ws[t].shist[b];
+        }
+        slow_rounds += ws[t].slow_rounds;
+        if (ws[t].max_ns > plain_max_ns)
+            plain_max_ns = ws[t].max_ns;
+        if (ws[t].slow_max_ns > slow_max_ns)
+            slow_max_ns = ws[t].slow_max_ns;
         rounds += ws[t].rounds;
         errors += ws[t].errors;
         vfail += ws[t].verify_failures;
         if (ws[t].max_ns > max_ns)
             max_ns = ws[t].max_ns;
+        if (ws[t].slow_max_ns > max_ns)
+            max_ns = ws[t].slow_max_ns;
     }
     if (idle_lost && !opt.quiet)
         fprintf(stderr, "loadgen: the server closed %ld idle connections\n", idle_lost);
@@ -1181,22 +1328,10 @@ int main(int argc, char **argv)
         if (r == 0)
             starved++;
     }
-    double pct[5] = {50, 90, 99, 99.9, 0};
-    double lat[4] = {0, 0, 0, 0};
-    for (int p = 0; p < 4 && rounds > 0; p++) {
-        uint64_t want = (uint64_t)((double)rounds * pct[p] / 100.0 + 0.5), seen = 0;
-        if (want < 1)
-            want = 1;
-        for (int b = 0; b < NBUCKETS; b++) {
-            seen += hist[b];
-            if (seen >= want) {
-                /* a bucket's middle can lie past the largest value seen */
-                lat[p] = bucket_value(b) < (double)max_ns ? bucket_value(b) / 1000.0
-                                                           : (double)max_ns / 1000.0;
-                break;
-            }
-        }
-    }
+    double lat[4], plat[4], slat[4];
+    percentiles(hist, rounds, max_ns, lat);
+    percentiles(phist, rounds - slow_rounds, plain_max_ns, plat);
+    percentiles(shist, slow_rounds, slow_max_ns, slat);
     double secs = (double)(t1 - t0) / 1e9;
     double rtps = (double)rounds / secs;
     double mibps = rtps * opt.size / (1024.0 * 1024.0);
@@ -1212,13 +1347,19 @@ int main(int argc, char **argv)
                    "warmup_ms,requests,rps,p50_us,p90_us,p99_us,p999_us,max_us,conn_req_min,"
                    "conn_req_max,starved,status_ok,status_div0,status_badop,status_malformed,"
                    "status_overflow,busy,errors,verify_failures,bad_frames,client_cpu_pct,"
-                   "client_bound\n");
+                   "client_bound%s\n", opt.slow_permille ? SLOW_CSV_HEADER : "");
         printf("%s,calc,%d,%d,%d,%d,%.3f,%.1f,%d,%.1f,%ld,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,"
-               "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.1f,%d\n",
+               "%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%ld,%.1f,%d",
                opt.label, opt.conns, opt.idle, opt.depth, opt.threads, secs, connect_ms,
                connect_failures, warm_ms, rounds, rtps, lat[0], lat[1], lat[2], lat[3],
                (double)max_ns / 1000.0, cmin, cmax, starved, status[0], status[1], status[2],
                status[3], status[4], busy, errors, vfail, bad_frames, cpu_pct, client_bound);
+        if (opt.slow_permille)
+            printf(",%d,%d,%ld,%.1f,%.1f,%.1f,%.1f,%.1f,%ld,%.1f,%.1f,%.1f,%.1f,%.1f",
+                   opt.slow_permille, opt.slow_ms, rounds - slow_rounds, plat[0], plat[1],
+                   plat[2], plat[3], (double)plain_max_ns / 1000.0, slow_rounds, slat[0],
+                   slat[1], slat[2], slat[3], (double)slow_max_ns / 1000.0);
+        putchar('\n');
     } else if (opt.calc) {
         printf("{\"label\":\"%s\",\"proto\":\"calc\",\"conns\":%d,\"idle\":%d,\"depth\":%d,"
                "\"threads\":%d,\"seconds\":%.3f,\"connect_ms\":%.1f,\"connect_failures\":%d,"
@@ -1227,12 +1368,22 @@ int main(int argc, char **argv)
                "\"conn_req_min\":%ld,\"conn_req_max\":%ld,\"starved\":%ld,\"status_ok\":%ld,"
                "\"status_div0\":%ld,\"status_badop\":%ld,\"status_malformed\":%ld,"
                "\"status_overflow\":%ld,\"busy\":%ld,\"errors\":%ld,\"verify_failures\":%ld,"
-               "\"bad_frames\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s}\n",
+               "\"bad_frames\":%ld,\"client_cpu_pct\":%.1f,\"client_bound\":%s",
                opt.label, opt.conns, opt.idle, opt.depth, opt.threads, secs, connect_ms,
                connect_failures, warm_ms, rounds, rtps, lat[0], lat[1], lat[2], lat[3],
                (double)max_ns / 1000.0, cmin, cmax, starved, status[0], status[1], status[2],
                status[3], status[4], busy, errors, vfail, bad_frames, cpu_pct,
                client_bound ? "true" : "false");
+        if (opt.slow_permille)
+            printf(",\"slow_permille\":%d,\"slow_ms\":%d,\"plain_requests\":%ld,"
+                   "\"plain_p50_us\":%.1f,\"plain_p90_us\":%.1f,\"plain_p99_us\":%.1f,"
+                   "\"plain_p999_us\":%.1f,\"plain_max_us\":%.1f,\"slow_requests\":%ld,"
+                   "\"slow_p50_us\":%.1f,\"slow_p90_us\":%.1f,\"slow_p99_us\":%.1f,"
+                   "\"slow_p999_us\":%.1f,\"slow_max_us\":%.1f",
+                   opt.slow_permille, opt.slow_ms, rounds - slow_rounds, plat[0], plat[1],
+                   plat[2], plat[3], (double)plain_max_ns / 1000.0, slow_rounds, slat[0],
+                   slat[1], slat[2], slat[3], (double)slow_max_ns / 1000.0);
+        puts("}");
     } else if (opt.csv) {
         if (opt.header)
             printf("label,conns,idle,size,threads,seconds,connect_ms,connect_failures,"
