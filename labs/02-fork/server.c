@@ -4,11 +4,20 @@
  * The parent only accepts.  For each connection it fork()s a child that
  * serves that one client and exits when the client leaves, so any number
  * of clients are served at once.  A SIGCHLD handler reaps finished
- * children so that none stays a zombie.
+ * children so that none stays a zombie.  SIGTERM or SIGINT to the parent
+ * ends the whole server, its children too.
  * Read labs/02-fork/README.md first; it walks through every call.
  *
- * serve_client() is lab 01's loop, already written.  The starter compiles
- * and runs, but stops at the first TODO.
+ * Given: serve_client() (lab 01's loop), main()'s setup and accept loop,
+ *        and where each TODO goes.
+ * Yours: TODO 1 install_reaper(), TODO 2 sigchld_handler(), TODO 3 the
+ *        fork() in main(), TODO 4 the stop (stop_handler() and
+ *        install_stop(), and whatever the parent must remember about its
+ *        children to keep TODO 4's promise).  TODO 4 says what the code
+ *        must guarantee, not how to write it; the handout's "Hints"
+ *        section has the steps, if you want them.
+ *
+ * The starter compiles and runs, but stops at the first TODO.
  * Build with `make`, test with `make grade LAB=02`.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -49,6 +58,37 @@ static void install_reaper(void)
     app_error("TODO 1: install_reaper() is not written yet");
 }
 
+/* ---------- stopping the whole server ----------------------------------- */
+
+/* Runs in the parent on SIGTERM or SIGINT.  (TODO 4, with install_stop().) */
+static void stop_handler(int sig)
+{
+    (void)sig;
+}
+
+static void install_stop(void)
+{
+    /* TODO 4: SIGTERM or SIGINT to the parent (`kill PID`, a service
+     * manager, Ctrl-C) ends the whole server.  Contract:
+     *   - every child still serving a client ends too: a child that
+     *     outlives its parent goes on serving, and nobody knows its pid
+     *     to stop it;
+     *   - the parent exits with status 0, after its children have ended
+     *     and been reaped (no zombie, no orphan);
+     *   - it holds whenever the signal lands: in accept(), between a
+     *     fork() and the line after it, while the reaper runs.  No child
+     *     is missed, and no pid is signalled after it was reaped (by then
+     *     the pid may be another process's);
+     *   - stop_handler() calls only async-signal-safe functions;
+     *   - a child is not the parent: SIGTERM or SIGINT sent to a child
+     *     ends that child, and the parent's handlers never run in it.
+     * Installed here, before the first fork(): main() already calls it.
+     * Yours: both bodies, and the bookkeeping the promise needs (it may
+     * change your TODO 2 handler and TODO 3 fork).  The server runs without
+     * TODO 4; only the SIGTERM test fails. */
+    (void)stop_handler;
+}
+
 /* ---------- the service --------------------------------------------------- */
 
 /* Echo one connection until the client closes its side.  Returns when the
@@ -85,6 +125,7 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &opts);
     Ignore_sigpipe();
     install_reaper(); /* before the first fork: no child may go unreaped */
+    install_stop();   /* ... or unstopped */
 
     int listenfd = Tcp_listen(opts.addr, opts.port);
     Announce_listening(listenfd);
