@@ -396,7 +396,7 @@ sigterm_exit() {
 # bats test_tags=design
 @test "design: discover hears its group only: a server announcing to another group this host has joined is not reported (IP_MULTICAST_ALL)" {
     # Another program on this host in the other group, on the same port.
-    start_listener --group "$OTHER:9703" --for 2.2
+    start_listener --group "$OTHER:9703" --for 3
     start_announcer --announce "$OTHER:9703"
     start_announcer --announce "$GROUP:9703"
     local mine=$ANNOUNCED
