@@ -168,12 +168,17 @@ static size_t parse_header(const char *s, size_t n, unsigned long long *seq)
 
 enum outcome { ANSWERED, NO_SERVER, GAVE_UP };
 
-/* Send out[0..outlen) (header included) until the answer numbered seq
- * comes back, then print its payload.  reply is scratch of replycap
- * bytes. */
+/* Send line[0..len) as the datagram "SEQ LINE" until the answer that
+ * carries seq comes back, then print that answer without its header.
+ * out (UDP_MAX_PAYLOAD bytes) and reply (UDP_BUF_SIZE bytes) are scratch;
+ * the caller has checked that the line fits in one datagram. */
 static enum outcome exchange(int fd, const struct client_opts *o, unsigned long long seq,
-                             const char *out, size_t outlen, char *reply, size_t replycap)
+                             const char *line, size_t len, char *out, char *reply)
 {
+    const size_t replycap = UDP_BUF_SIZE;
+    int h = snprintf(out, SEQ_HEADER_MAX + 1, "%llu ", seq);
+    memcpy(out + h, line, len);
+    size_t outlen = (size_t)h + len;
     int wait_ms = o->timeout_ms, waited = 0;
     for (int sent = 0; sent < o->tries; sent++) {
         if (sent > 0 && o->verbose)
@@ -252,15 +257,13 @@ int main(int argc, char **argv)
         if (len > 0 && line[len - 1] == '\n')
             len--;
         seq++;
-        int h = snprintf(out, SEQ_HEADER_MAX + 1, "%llu ", seq);
-        if ((size_t)len > (size_t)(UDP_MAX_PAYLOAD - h)) {
-            err_msg("client: line %llu is %zd bytes; one datagram holds at most %d after its "
-                    "sequence number", seq, len, UDP_MAX_PAYLOAD - h);
+        if (len > UDP_MAX_PAYLOAD - SEQ_HEADER_MAX) {
+            err_msg("client: line %llu is %zd bytes; one datagram holds at most %d after the "
+                    "sequence number", seq, len, UDP_MAX_PAYLOAD - SEQ_HEADER_MAX);
             status = 1;
             break;
         }
-        memcpy(out + h, line, (size_t)len);
-        enum outcome r = exchange(fd, &o, seq, out, (size_t)h + (size_t)len, reply, UDP_BUF_SIZE);
+        enum outcome r = exchange(fd, &o, seq, line, (size_t)len, out, reply);
         if (r == NO_SERVER) {
             err_msg("client: no server at %s:%d (connection refused: an ICMP port unreachable "
                     "came back)", o.addr, o.port);
