@@ -230,6 +230,13 @@ sigterm_within() {
 }
 
 # bats test_tags=design,tsan
+@test "design: a client that half-closes while its slow requests run still gets every reply, in order, then EOF" {
+    start_server
+    calc_client "a half-close (EOF) ends the requests, not the replies: hold the connection while replies are owed (conn_hold when the queue stops being empty, conn_release once it is empty again)" \
+        tp_halfclose.py --delay 300
+}
+
+# bats test_tags=design,tsan
 @test "design: clients that leave (FIN or RST) while their slow requests run or wait: later clients, on the same fds, get exactly their own replies" {
     start_server -t 1:1
     calc_client "a task must not hold its connection: when the task comes back the connection may be gone and its fd and memory reused. Disown (or reference-count) the tasks of a closing connection and drop them when they return" \

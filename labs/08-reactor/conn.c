@@ -45,6 +45,7 @@ struct conn {
     int busy;             /* inside this connection's event callback */
     int draining;         /* conn_shutdown(): input is discarded from now on */
     int wr_shut;          /* ... and our sending side is shut: lingering */
+    int holds;            /* conn_hold() - conn_release(): replies still to come */
     long long linger_end; /* monotonic ms: close then, EOF or not */
     struct conn *prev, *next;
     struct conn *lprev, *lnext; /* the lingering list, oldest first */
@@ -238,6 +239,19 @@ void conn_close(struct conn *c)
         conn_free(c);
 }
 
+void conn_hold(struct conn *c)
+{
+    c->holds++;
+}
+
+void conn_release(struct conn *c)
+{
+    if (c->holds > 0)
+        c->holds--;
+    if (!c->busy)
+        conn_settle(c); /* EOF already seen: this may close c */
+}
+
 void conn_shutdown(struct conn *c)
 {
     c->draining = 1;
@@ -348,7 +362,7 @@ static void conn_settle(struct conn *c)
         c->wr_shut = 1;
         linger_add(c);
     }
-    if (c->eof && out_pending(c) == 0) {
+    if (c->eof && out_pending(c) == 0 && (c->holds == 0 || c->draining)) {
         conn_free(c); /* half-close: everything owed has been sent */
         return;
     }

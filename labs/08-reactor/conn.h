@@ -106,6 +106,15 @@ void conn_close(struct conn *c);
  * replies still in flight to the client. */
 void conn_shutdown(struct conn *c);
 
+/* The application still owes c replies that are not queued yet (work in
+ * another thread, a timer): when the client half-closes, wait for them
+ * instead of closing as soon as the output is sent.  Each conn_hold()
+ * needs one conn_release().  Outside a callback, conn_release() may close
+ * c at once (EOF seen, nothing left to send): make it the last use of c.
+ * After conn_shutdown() holds no longer count: the application is done. */
+void conn_hold(struct conn *c);
+void conn_release(struct conn *c);
+
 void conn_set_ctx(struct conn *c, void *ctx);
 void *conn_ctx(const struct conn *c);
 struct conn_server *conn_srv(const struct conn *c);

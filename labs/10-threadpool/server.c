@@ -144,6 +144,10 @@ static void slow_run(struct tpool_task *t, struct tpool *p)
 
 static void append(struct client *cl, struct job *j)
 {
+    /* Replies are owed: a client that half-closes now must still get
+     * them (conn.h's conn_hold; flush_ready releases once all are sent). */
+    if (!cl->tail)
+        conn_hold(cl->c);
     j->owner = cl;
     j->next = NULL;
     if (cl->tail)
@@ -186,7 +190,10 @@ static int flush_ready(struct client *cl)
      * conn_shutdown().  This runs outside the connection's callbacks: a
      * conn_send() that fails there has already closed the connection
      * (on_close freed cl), and conn_shutdown() may have: after either,
-     * return -1 at once and touch nothing of cl. */
+     * return -1 at once and touch nothing of cl.  append() holds the
+     * connection (conn_hold) when the queue stops being empty, so a client
+     * that half-closed waits for its replies: when you empty the queue,
+     * conn_release() it, as the very last use of cl (it may close). */
     (void)cl;
     (void)send_job;
     app_error("TODO 9: flush_ready() in server.c is not written yet");

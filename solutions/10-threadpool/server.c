@@ -139,6 +139,10 @@ static void slow_run(struct tpool_task *t, struct tpool *p)
 
 static void append(struct client *cl, struct job *j)
 {
+    /* Replies are owed: a client that half-closes now must still get
+     * them (conn.h's conn_hold; flush_ready releases once all are sent). */
+    if (!cl->tail)
+        conn_hold(cl->c);
     j->owner = cl;
     j->next = NULL;
     if (cl->tail)
@@ -190,6 +194,8 @@ static int flush_ready(struct client *cl)
             return -1;
         }
     }
+    if (!cl->head)
+        conn_release(cl->c); /* nothing owed now: may close (EOF seen), last use */
     return 0;
 }
 
