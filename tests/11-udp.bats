@@ -358,6 +358,28 @@ EOF
     sigterm_exit --valgrind
 }
 
+# bats test_tags=design
+@test "design: --batch (recvmmsg/sendmmsg) answers exactly like the plain loop: every byte value, 0 and 65,507 bytes, boundaries kept, 1,000 clients interleaved" {
+    local bin
+    bin=$(server_bin)
+    [[ -x $bin ]] || fail "no server binary at $bin: run 'make' first (or set SERVER=/path/to/server)"
+    "$bin" -h 2>&1 | grep -q -- '--batch' || report_failure \
+        --cause "the server has no --batch option yet: it is the exercise after the lab (README, 'After the lab: batching'): udp_echo_batch() with recvmmsg() and sendmmsg(), chosen by --batch in server.c, listed in the usage line (-h)" \
+        "expected '$bin -h' to list --batch; it printed:" "$("$bin" -h 2>&1 | head -5)"
+    start_server --batch
+    udp_scenario "recvmmsg() fills msg_len and msg_hdr.msg_namelen for each datagram: answer each with exactly msg_len bytes (0 included) to its own msg_name, and reset every msg_namelen and iov_len before the next recvmmsg()" \
+        --binary --count 100 --size 1-3000
+    udp_scenario "an empty datagram is one too: msg_len 0 gets a 0-byte answer" \
+        --sizes 0,5,0,0 --count 4 --rto 0.3 --sends 3
+    udp_scenario "each buffer in the batch must hold 65,507 bytes; a datagram with MSG_TRUNC in its msg_hdr.msg_flags is dropped, never answered short" \
+        --sizes 65507,40000,9000,65507 --count 4
+    udp_scenario "one datagram in, one answer out: sendmmsg() returns how many it sent, so send the rest again, never the same answer twice" \
+        --count 500 --window 32 --size 0-1400 --binary
+    udp_scenario "each answer goes to the address recvmmsg() gave for that very datagram (msg_name), not to the batch's first sender" \
+        --clients 1000 --count 3000 --window 64 --sends 3 --timeout "$CLIENT_TIMEOUT"
+    assert_server_alive
+}
+
 # ---------- robust -------------------------------------------------------------------
 
 # bats test_tags=robust

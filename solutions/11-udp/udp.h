@@ -41,4 +41,15 @@ int udp_bind(const char *addr, int port);
  * broken (EBADF, ENOTSOCK ...): the caller should stop. */
 int udp_echo_ready(int fd, char *buf, size_t cap, int verbose);
 
+/* --batch (server.c): the same echo with recvmmsg() and sendmmsg(), up
+ * to UDP_BATCH datagrams in and their answers out in one system call each
+ * (udp.c says why that helps).  udp_batch_new() allocates the buffers
+ * (NULL with errno set); udp_echo_batch() behaves as udp_echo_ready() does,
+ * same answers, same drops, same return values. */
+#define UDP_BATCH 64
+struct udp_batch;
+struct udp_batch *udp_batch_new(void);
+void udp_batch_free(struct udp_batch *b);
+int udp_echo_batch(int fd, struct udp_batch *b, int verbose);
+
 #endif
