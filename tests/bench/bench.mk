@@ -5,6 +5,11 @@ EXTRA_PROGS += $(B)/tests/bench/loadgen
 $(B)/tests/bench/loadgen: $(B)/tests/bench/loadgen.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# udpgen: the UDP ping-pong of compare's UDP table (tests/bench/udp.py).
+EXTRA_PROGS += $(B)/tests/bench/udpgen
+$(B)/tests/bench/udpgen: $(B)/tests/bench/udpgen.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # The libevent server is built only where libevent is installed
 # (Debian/Ubuntu: sudo apt-get install -y libevent-dev pkg-config);
 # without it `make compare` leaves its row out.
