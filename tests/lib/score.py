@@ -333,6 +333,18 @@ def collect(work):
                     t.update(why=meta["base.why"], output=meta["base.why"] + "\n" + t["output"])
                 t["score"] = t["max"] if t["passed"] else 0.0
                 tests.append(t)
+        # Prerequisites: when the service itself is wrong (an echo test of
+        # this lab failed), a failing design, robust or scale test is most
+        # likely the same bug seen from elsewhere: say so instead of its own
+        # hint, which would send the student after a different mistake.
+        failed_echo = [t["name"] for t in tests if t["tag"] == "echo" and not t["passed"]
+                       and meta.get("build") == "ok"]
+        if failed_echo and not meta.get("base.why"):
+            for t in tests:
+                if not t["passed"] and t["tag"] != "echo":
+                    t["hint"] = ("fix the echo tests first (%d failing, e.g. '%s'): this test needs the "
+                                 "service itself to work, and is most likely failing for the same reason"
+                                 % (len(failed_echo), failed_echo[0]))
         labs.append({"lab": lab, "build": meta.get("build"), "weights": weights["file"],
                      "base_why": meta.get("base.why", ""), "refused": meta.get("refused", ""),
                      "status": {k: meta.get("status." + k) for k in ("visible", "hidden")
