@@ -49,7 +49,7 @@ fds_at_most() { (($(fd_count "$SERVER_PID") <= $1)); }
 
 # bats test_tags=design
 @test "design: 32 MiB then shutdown(SHUT_WR): every byte comes back, then EOF (flush before close)" {
-    nb_halfclose_flush 33554432
+    nb_halfclose_flush 33554432 settle
 }
 
 # bats test_tags=design

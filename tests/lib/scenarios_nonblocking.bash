@@ -110,17 +110,23 @@ nb_slow_reader() {
 }
 
 # SIZE (default 8 MiB), then shutdown(SHUT_WR): every byte must come back,
-# then EOF.  Loopback sockets can buffer 10 MiB and more (tcp_rmem max is
-# often 32 MiB), so only a SIZE well above that leaves bytes in the server's
-# own output buffer at EOF, where a server that closes without flushing
-# loses them: lab 07 passes 32 MiB.  (A server with back-pressure may
-# deadlock with a SIZE above its high-water mark plus the kernel's buffers:
-# the client reads nothing until it has sent everything.)
+# then EOF.  With "settle" (lab 07's single event loop) the client reads
+# only once the server has handled the EOF (see halfclose.py): the kernel
+# then holds at most the server's send buffer (4 MiB) and the client's
+# receive buffer, so with 32 MiB most of the echo is still in the server's
+# own output buffer, and a server that closes at EOF without flushing loses
+# it every time.  Without it, the client reads as soon as the FIN is sent
+# and the server's last flush may push everything into the kernel while it
+# drains: the mistake is then caught only sometimes.  (A server with
+# back-pressure, lab 08's 4 MiB high-water mark, may deadlock with a SIZE
+# above its mark plus the kernel's buffers: the client reads nothing until
+# it has sent everything.)
 nb_halfclose_flush() {
-    local size=${1:-8388608}
+    local size=${1:-8388608} settle=()
+    [[ ${2:-} == settle ]] && settle=(--settle)
     nb_ensure_server
     nb_client "on EOF from the client, the server must first send everything still in the connection's output buffer (wait for EPOLLOUT), then close" \
-        halfclose.py --size "$size"
+        halfclose.py --size "$size" "${settle[@]}"
 }
 
 # strace the running server while 3 clients connect and echo: the
