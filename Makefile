@@ -15,6 +15,11 @@
 #                                        the SAME tree: solutions/09 links
 #                                        solutions/08's files, labs/09 the
 #                                        student's own labs/08.
+#   PKGS        := libevent              pkg-config packages it compiles and
+#                                        links with.  Where one is missing,
+#                                        the lab is left out of the build with
+#                                        a warning that names it (its tests
+#                                        then skip with the same reason).
 
 CC      ?= cc
 SAN     ?=
@@ -55,13 +60,28 @@ SERVER_SRCS :=
 CLIENT_SRCS :=
 BUILDS_ON :=
 BASE_SRCS :=
+PKGS :=
 include $(1)/$(2)/lab.mk
 SERVER_SRCS.$(1).$(2) := $$(SERVER_SRCS)
 CLIENT_SRCS.$(1).$(2) := $$(CLIENT_SRCS)
 BUILDS_ON.$(1).$(2) := $$(BUILDS_ON)
 BASE_SRCS.$(1).$(2) := $$(addprefix $(1)/,$$(BASE_SRCS))
+PKGS.$(1).$(2) := $$(PKGS)
 endef
 $(foreach t,$(TREES),$(foreach l,$(ALL_LABS),$(if $(wildcard $(t)/$(l)/lab.mk),$(eval $(call read_labmk,$(t),$(l))))))
+
+# Every package some lab asks for, asked of pkg-config once:
+# PKG_OK.libevent is "yes" when it is installed, PKG_CFLAGS/PKG_LIBS its flags.
+ALL_PKGS := $(sort $(foreach t,$(TREES),$(foreach l,$(ALL_LABS),$(PKGS.$(t).$(l)))))
+define read_pkg
+PKG_OK.$(1)     := $$(shell pkg-config --exists $(1) 2>/dev/null && echo yes)
+PKG_CFLAGS.$(1) := $$(if $$(PKG_OK.$(1)),$$(shell pkg-config --cflags $(1)))
+PKG_LIBS.$(1)   := $$(if $$(PKG_OK.$(1)),$$(shell pkg-config --libs $(1)))
+endef
+$(foreach p,$(ALL_PKGS),$(eval $(call read_pkg,$(p))))
+# pkgs_missing(tree,lab): the lab's packages that are not installed.
+pkgs_missing = $(strip $(foreach p,$(PKGS.$(1).$(2)),$(if $(PKG_OK.$(p)),,$(p))))
+MISSING_PKGS :=
 
 # server_srcs(tree,lab) and client_srcs(tree,lab)
 server_srcs = $(if $(SERVER_SRCS.$(1).$(2)),$(addprefix $(1)/$(2)/,$(SERVER_SRCS.$(1).$(2))),$(filter-out %/client.c %_test.c,$(wildcard $(1)/$(2)/*.c))) $(BASE_SRCS.$(1).$(2))
@@ -71,18 +91,21 @@ objs        = $(patsubst %.c,$(B)/%.o,$(1))
 PROGS :=
 define lab_rules
 ifneq ($(wildcard $(1)/$(2)),)
+ifneq ($(call pkgs_missing,$(1),$(2)),)
+MISSING_PKGS += $(call pkgs_missing,$(1),$(2))
+$$(info note: $(1)/$(2) is not built: it needs $(call pkgs_missing,$(1),$(2)) (pkg-config cannot find it: README.md's apt-get line installs it))
+else
 ifneq ($(strip $(call server_srcs,$(1),$(2))),)
 PROGS += $(B)/$(1)/$(2)/server
 $(B)/$(1)/$(2)/server: $(call objs,$(call server_srcs,$(1),$(2))) $(B)/common/wrap.o
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) $(foreach p,$(PKGS.$(1).$(2)),$(PKG_LIBS.$(p)))
 endif
-ifneq ($(BUILDS_ON.$(1).$(2)),)
-$(B)/$(1)/$(2)/%.o: CPPFLAGS += $(addprefix -I$(1)/,$(BUILDS_ON.$(1).$(2)))
-endif
+$(B)/$(1)/$(2)/%.o: CPPFLAGS += $(addprefix -I$(1)/,$(BUILDS_ON.$(1).$(2))) $(foreach p,$(PKGS.$(1).$(2)),$(PKG_CFLAGS.$(p)))
 ifneq ($(call client_srcs,$(1),$(2)),)
 PROGS += $(B)/$(1)/$(2)/client
 $(B)/$(1)/$(2)/client: $(call objs,$(call client_srcs,$(1),$(2))) $(B)/common/wrap.o
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS) $(foreach p,$(PKGS.$(1).$(2)),$(PKG_LIBS.$(p)))
+endif
 endif
 endif
 endef

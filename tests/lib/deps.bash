@@ -9,7 +9,7 @@
 # /usr/local/lib/node_modules).  Elsewhere, install bats-core 1.8+ and the two
 # libraries any way you like and point BATS_LIB_PATH at them.
 
-NETLABS_PACKAGES=(bats bats-support bats-assert python3 python3-lxml python3-yaml strace procps iproute2 psmisc)
+NETLABS_PACKAGES=(pkg-config libevent-dev liburing-dev valgrind bats bats-support bats-assert python3 python3-lxml python3-yaml strace procps iproute2 psmisc)
 NETLABS_NPM_BATS=(bats@1.11.1 bats-support@0.3.0 bats-assert@2.2.4)
 # Where the libraries may be: Debian's, a hand install's, npm's global ones.
 NETLABS_BATS_LIB_PATH=/usr/lib/bats:/usr/local/lib/bats:/usr/local/lib/node_modules:/usr/lib/node_modules

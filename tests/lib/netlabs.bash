@@ -226,6 +226,20 @@ sanitizer_reports() {
     return 1
 }
 
+# require_pkgs PKG...: skip (counted neither way, with the reason) when a
+# library the lab is built with is not installed: the Makefile leaves such
+# a lab out of the build (its lab.mk's PKGS).  A binary given with SERVER=
+# was built somewhere it was there, so nothing is skipped.
+require_pkgs() {
+    [[ -n ${SERVER:-} ]] && return 0
+    local p missing=()
+    for p in "$@"; do
+        pkg-config --exists "$p" 2>/dev/null || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) ||
+        skip "this lab needs ${missing[*]}, which pkg-config cannot find here (README.md's apt-get line installs it)"
+}
+
 # ---------- starting servers -------------------------------------------------------
 
 # start_server [ARGS...]: start the server with -p 0 ARGS, wait for its
