@@ -11,7 +11,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends make gcc libc6-dev bats bats-support bats-assert \
+apt-get install -y -qq --no-install-recommends make gcc libc6-dev pkg-config libevent-dev liburing-dev bats bats-support bats-assert \
     python3 strace procps iproute2 psmisc util-linux ca-certificates
 chmod +x /autograder/source/tests/grade /autograder/source/tests/lib/* \
     /autograder/source/tests/gradescope/* 2>/dev/null || true

@@ -599,7 +599,7 @@ def workflow(suites):
         "      - name: Install the test tools",
         "        run: |",
         "          sudo apt-get update -qq",
-        "          sudo apt-get install -y -qq make gcc bats bats-support bats-assert python3 strace procps iproute2 psmisc",
+        "          sudo apt-get install -y -qq make gcc pkg-config libevent-dev liburing-dev bats bats-support bats-assert python3 strace procps iproute2 psmisc valgrind",
         "          sudo tests/setup-tools",
         *steps,
         "      - name: Autograding Reporter",
