@@ -1,0 +1,659 @@
+/*
+ * 17-io-uring: the uppercase echo of labs 01-08 as a completion-based
+ * server on io_uring (through liburing).
+ *
+ * Every earlier rung asked the kernel "which fds are ready?" (select,
+ * poll, epoll) and then made the read or the write itself, one syscall per
+ * operation.  Here we hand the kernel the operations themselves, "accept
+ * on this socket", "receive on that one", "send these bytes", as entries
+ * in a ring shared with it (the submission queue, SQ), and it tells us
+ * when each is DONE, with its result, in a second ring (the completion
+ * queue, CQ).  One io_uring_enter() submits everything we queued since
+ * the last one and waits for the next completions: one syscall per turn
+ * of the loop, however many connections the turn served.
+ *
+ * The operations:
+ *   - one multishot ACCEPT on the listener: one submission, one
+ *     completion per new connection for as long as it stays armed;
+ *   - one multishot RECV per connection, with no buffer of its own: the
+ *     kernel takes one from a provided-buffer ring (a ring of our
+ *     buffers that it picks from when data arrives), so 10,000 idle
+ *     connections pin no receive buffer at all.  We copy (uppercased)
+ *     what arrived into the connection's output and give the buffer back
+ *     at once;
+ *   - at most one SEND per connection in flight.  Two sends in flight on
+ *     one socket may complete (and even run) in any order; and the
+ *     kernel reads a send's bytes when it runs it, not when we queue it,
+ *     so they must not move: bytes that arrive meanwhile go to a second
+ *     buffer, sent when the first is done;
+ *   - a POLL on a signalfd: SIGTERM/SIGINT arrive as one more completion.
+ *
+ * The rules a completion-based server lives by:
+ *   - a multishot request stays armed while its completions carry
+ *     IORING_CQE_F_MORE.  One without it was the last: re-arm it (the
+ *     kernel ends one on an error, on an empty buffer ring (-ENOBUFS),
+ *     on a full CQ, at EOF);
+ *   - memory an operation in flight points to (the connection, its send
+ *     buffer) stays put until that operation's last completion: a
+ *     connection is freed, and its fd closed, only once nothing of it is
+ *     in flight (what is, is cancelled first and its completion reaped).
+ */
+#define _GNU_SOURCE /* signalfd's SFD_* flags come with it too */
+
+#include "wrap.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define SQ_ENTRIES 2048  /* SQEs queued per io_uring_enter() at most */
+#define CQ_ENTRIES 16384 /* completions the CQ holds before it overflows */
+#define NBUFS 256        /* provided receive buffers (a power of 2) */
+#define BUF_SIZE 4096    /* bytes per provided buffer */
+#define BGID 0           /* the buffer group our recvs pick from */
+#define KEEP_MAX 65536   /* an emptied send buffer larger than this is freed */
+#define SEND_MAX (256 * 1024) /* bytes per send SQE, see arm_send() */
+
+static int verbose; /* -v: log connects and closes */
+
+/* ---------- user_data: which operation a completion belongs to ------------ */
+
+/* Each SQE carries 64 bits of user_data that come back in its CQE.  Ours:
+ * the connection's address (malloc aligns it to 16) with the operation in
+ * the low bits, or just the operation when no connection is involved. */
+enum op { OP_ACCEPT = 1, OP_RECV, OP_SEND, OP_CANCEL, OP_CLOSE, OP_SIGNAL, OP_LISTEN_POLL };
+#define OP_MASK 7u
+
+/* ---------- connections ------------------------------------------------------ */
+
+struct outbuf {
+    char *data;
+    size_t len, size;
+};
+
+struct conn {
+    struct conn *prev, *next;   /* every connection, for the exit */
+    struct conn *sprev, *snext; /* on the starved list (recv ended: -ENOBUFS) */
+    int fd;
+    int recv_armed;  /* a recv of ours is in flight (until its last CQE) */
+    int send_busy;   /* a send is in flight: tx must not move */
+    int starved;     /* on the starved list, waiting for buffers */
+    int eof;         /* the client half-closed: flush, then close */
+    int closing;     /* close once nothing is in flight */
+    int cancelled;   /* cancels submitted for what was in flight */
+    struct outbuf tx; /* the send in flight reads tx.data[tx_off .. tx.len) */
+    size_t tx_off;
+    struct outbuf acc; /* what arrived meanwhile, sent when tx is done */
+    char name[ADDR_STRLEN];
+};
+
+static struct io_uring ring;
+static struct conn *conns;   /* every open connection */
+static struct conn *starved; /* connections whose recv waits for buffers */
+static int multishot_recv = 1; /* cleared if the kernel refuses it */
+static int listenfd = -1, sigfd = -1, spare_fd = -1;
+static int stop_requested;
+
+/* The provided-buffer ring: NBUFS entries (addr, len, bid) the kernel
+ * takes buffers from, and the NBUFS * BUF_SIZE bytes they point to. */
+static struct io_uring_buf_ring *bufring;
+static size_t bufring_bytes;
+static char *bufs;
+static int bufs_returned; /* added to the ring, not yet made visible */
+
+static inline void *udata(void *p, enum op op)
+{
+    return (void *)((uintptr_t)p | op);
+}
+
+/* An SQE to fill in.  With the SQ full (thousands of connections served
+ * in one turn), submit what is queued so far to make room. */
+static struct io_uring_sqe *get_sqe(void)
+{
+    for (;;) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        if (sqe)
+            return sqe;
+        int r = io_uring_submit(&ring);
+        if (r == -EBUSY || r == -EAGAIN) {
+            /* The CQ is full and its overflow could not be flushed:
+             * every CQE we looked at is marked seen already (main loop),
+             * so fetching completions makes room; they wait for the
+             * next turn. */
+            io_uring_get_events(&ring);
+            continue;
+        }
+        if (r < 0 && r != -EINTR) {
+            errno = -r;
+            unix_error("io_uring_submit", NULL);
+        }
+    }
+}
+
+/* ---------- the provided-buffer ring ------------------------------------------ */
+
+static char *buf_addr(unsigned bid)
+{
+    return bufs + (size_t)bid * BUF_SIZE;
+}
+
+/* Hand buffer bid back to the kernel.  It becomes visible to the kernel
+ * at the next bufs_publish(): one store for a whole turn's buffers. */
+static void buf_return(unsigned bid)
+{
+    io_uring_buf_ring_add(bufring, buf_addr(bid), BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(NBUFS), bufs_returned++);
+}
+
+static void bufs_publish(void)
+{
+    if (bufs_returned > 0) {
+        io_uring_buf_ring_advance(bufring, bufs_returned);
+        bufs_returned = 0;
+    }
+}
+
+/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring ourselves
+ * (page-aligned, as the kernel requires), register it, fill it. */
+static void setup_buffers(void)
+{
+    bufring_bytes = NBUFS * sizeof(struct io_uring_buf);
+    void *p = mmap(NULL, bufring_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        unix_error("mmap", "buffer ring");
+    bufring = p;
+    /* mmap, not malloc: the kernel writes into these behind the back of
+     * any memory checker, and mapped memory counts as initialised. */
+    p = mmap(NULL, (size_t)NBUFS * BUF_SIZE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        unix_error("mmap", "receive buffers");
+    bufs = p;
+
+    io_uring_buf_ring_init(bufring);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)bufring,
+        .ring_entries = NBUFS,
+        .bgid = BGID,
+    };
+    int r = io_uring_register_buf_ring(&ring, &reg, 0);
+    if (r < 0) {
+        errno = -r;
+        unix_error("io_uring_register_buf_ring", "(a kernel before 5.19?)");
+    }
+    for (unsigned bid = 0; bid < NBUFS; bid++)
+        buf_return(bid);
+    bufs_publish();
+}
+
+/* ---------- arming operations ---------------------------------------------------- */
+
+static void arm_accept(void)
+{
+    struct io_uring_sqe *sqe = get_sqe();
+    /* SOCK_NONBLOCK: the ring never blocks us, but a request the kernel
+     * hands to one of its worker threads would block that thread on a
+     * blocking socket; non-blocking, it comes back with -EAGAIN. */
+    io_uring_prep_multishot_accept(sqe, listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, udata(NULL, OP_ACCEPT));
+}
+
+static void arm_recv(struct conn *c)
+{
+    struct io_uring_sqe *sqe = get_sqe();
+    /* No buffer of our own (NULL, 0): IOSQE_BUFFER_SELECT makes the kernel
+     * take one from group BGID when data is there. */
+    if (multishot_recv)
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, c->fd, NULL, BUF_SIZE, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BGID;
+    io_uring_sqe_set_data(sqe, udata(c, OP_RECV));
+    c->recv_armed = 1;
+}
+
+/* Send the rest of tx.  At most SEND_MAX at a time: a send that cannot
+ * finish waits for room (the kernel polls the socket for us and resumes
+ * it), and one that has waited too often is handed to a kernel worker
+ * thread (io-wq) instead; a bounded send finishes in a few rounds. */
+static void arm_send(struct conn *c)
+{
+    struct io_uring_sqe *sqe = get_sqe();
+    size_t n = c->tx.len - c->tx_off;
+    io_uring_prep_send(sqe, c->fd, c->tx.data + c->tx_off, n < SEND_MAX ? n : SEND_MAX, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, udata(c, OP_SEND));
+    c->send_busy = 1;
+}
+
+static void arm_cancel(struct conn *c, enum op op)
+{
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)udata(c, op), 0);
+    io_uring_sqe_set_data(sqe, udata(NULL, OP_CANCEL));
+}
+
+/* ---------- the starved list: recvs ended by -ENOBUFS ------------------------------ */
+
+static void starve(struct conn *c)
+{
+    c->starved = 1;
+    c->sprev = NULL;
+    c->snext = starved;
+    if (starved)
+        starved->sprev = c;
+    starved = c;
+}
+
+static void unstarve(struct conn *c)
+{
+    if (!c->starved)
+        return;
+    if (c->sprev)
+        c->sprev->snext = c->snext;
+    else
+        starved = c->snext;
+    if (c->snext)
+        c->snext->sprev = c->sprev;
+    c->starved = 0;
+}
+
+/* At the end of a turn every buffer taken during it has been copied and
+ * given back, so the ring has room again: re-arm the starved recvs.
+ * (Re-arming at once, inside the turn, could meet the same empty ring.) */
+static void feed_starved(void)
+{
+    while (starved) {
+        struct conn *c = starved;
+        unstarve(c);
+        if (!c->closing && !c->eof)
+            arm_recv(c);
+    }
+}
+
+/* ---------- connection life ------------------------------------------------------ */
+
+static void conn_open(int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        unix_warn("calloc", "connection");
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    if (verbose) {
+        peer_str(fd, c->name, sizeof c->name);
+        err_msg("connect %s", c->name);
+    }
+    arm_recv(c);
+}
+
+/* Close c if it is closing and nothing of it is in flight; otherwise
+ * cancel what is (once) and come back when its last completion arrives. */
+static void conn_maybe_close(struct conn *c)
+{
+    if (!c->closing)
+        return;
+    if (c->recv_armed || c->send_busy) {
+        if (!c->cancelled) {
+            c->cancelled = 1;
+            if (c->recv_armed)
+                arm_cancel(c, OP_RECV);
+            if (c->send_busy)
+                arm_cancel(c, OP_SEND);
+        }
+        return;
+    }
+    if (verbose)
+        err_msg("close %s", c->name);
+    /* The close goes through the ring too (its completion needs nothing
+     * of c), so c can go now. */
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_close(sqe, c->fd);
+    io_uring_sqe_set_data(sqe, udata(NULL, OP_CLOSE));
+    unstarve(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c->tx.data);
+    free(c->acc.data);
+    free(c);
+}
+
+static void conn_fail(struct conn *c)
+{
+    c->closing = 1;
+    conn_maybe_close(c);
+}
+
+/* Start the next send if none is in flight: what has accumulated becomes
+ * the buffer in flight.  After EOF, with nothing left to send, mark c for
+ * closing (the caller's conn_maybe_close() does it: c must outlive this
+ * call). */
+static void conn_kick(struct conn *c)
+{
+    if (c->send_busy || c->closing)
+        return;
+    if (c->acc.len > 0) {
+        struct outbuf t = c->tx;
+        c->tx = c->acc;
+        c->acc = t;
+        c->acc.len = 0;
+        c->tx_off = 0;
+        arm_send(c);
+        return;
+    }
+    if (c->eof && !c->recv_armed)
+        c->closing = 1;
+}
+
+/* Append n bytes, uppercased, to c's accumulating buffer.  0 or -1. */
+static int conn_append(struct conn *c, const char *p, size_t n)
+{
+    struct outbuf *b = &c->acc;
+    if (b->size - b->len < n) {
+        size_t size = b->size ? b->size : BUF_SIZE;
+        while (size - b->len < n)
+            size *= 2;
+        char *q = realloc(b->data, size);
+        if (!q)
+            return -1;
+        b->data = q;
+        b->size = size;
+    }
+    memcpy(b->data + b->len, p, n);
+    upcase(b->data + b->len, n);
+    b->len += n;
+    return 0;
+}
+
+/* ---------- completions ------------------------------------------------------------ */
+
+static void on_accept(const struct io_uring_cqe *cqe)
+{
+    if (cqe->res >= 0)
+        conn_open(cqe->res);
+    if (cqe->flags & IORING_CQE_F_MORE)
+        return; /* still armed */
+
+    /* The multishot accept has ended.  Out of fds, re-arming at once would
+     * fail at once (accept takes an fd number before it looks at the
+     * queue) and spin: refuse the waiting clients with the spare fd, then
+     * wait for the next one to arrive (a poll needs no fd) before trying
+     * again.  Other errors (a client that reset while queued) re-arm. */
+    int err = -cqe->res;
+    if (cqe->res < 0 && err != EMFILE && err != ENFILE && !accept_error_is_transient(err)) {
+        errno = err;
+        unix_warn("accept (io_uring)", "listening socket");
+    }
+    if (cqe->res < 0 && !accept_error_is_transient(err)) {
+        if (err == EMFILE || err == ENFILE) {
+            err_msg("accept: out of fds: closing new clients");
+            while (spare_fd_refuse(listenfd, &spare_fd) == 1)
+                ;
+        }
+        struct io_uring_sqe *sqe = get_sqe();
+        io_uring_prep_poll_add(sqe, listenfd, POLLIN);
+        io_uring_sqe_set_data(sqe, udata(NULL, OP_LISTEN_POLL));
+        return;
+    }
+    arm_accept();
+}
+
+static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
+{
+    int more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more)
+        c->recv_armed = 0;
+
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (cqe->res > 0 && !c->closing &&
+            conn_append(c, buf_addr(bid), (size_t)cqe->res) == -1) {
+            unix_warn("realloc", c->name);
+            c->closing = 1;
+        }
+        buf_return(bid); /* copied: the kernel may fill it again */
+    }
+
+    if (cqe->res > 0) {
+        if (!more && !c->closing)
+            arm_recv(c); /* ended (single-shot, or a full CQ): re-arm */
+        conn_kick(c);
+        conn_maybe_close(c);
+        return;
+    }
+    if (cqe->res == 0) { /* EOF: the client half-closed */
+        c->eof = 1;
+        conn_kick(c); /* flush what we owe, then close */
+        conn_maybe_close(c);
+        return;
+    }
+    switch (-cqe->res) {
+    case ENOBUFS: /* the ring ran dry: not an error, wait for buffers */
+        if (!more && !c->closing)
+            starve(c);
+        break;
+    case EINVAL: /* a kernel without multishot recv (before 6.0) */
+        if (multishot_recv && !c->closing) {
+            multishot_recv = 0;
+            arm_recv(c);
+            break;
+        }
+        unix_warnf("recv %s", c->name);
+        c->closing = 1;
+        break;
+    case EINTR:
+    case EAGAIN:
+        if (!more && !c->closing)
+            arm_recv(c);
+        break;
+    case ECANCELED: /* ours: the connection is closing */
+        break;
+    default:
+        if (-cqe->res != ECONNRESET) {
+            errno = -cqe->res;
+            unix_warn("recv", c->name);
+        }
+        c->closing = 1;
+    }
+    conn_maybe_close(c);
+}
+
+static void on_send(struct conn *c, const struct io_uring_cqe *cqe)
+{
+    c->send_busy = 0;
+    if (cqe->res < 0) {
+        int err = -cqe->res;
+        if ((err == EINTR || err == EAGAIN) && !c->closing) {
+            arm_send(c);
+            return;
+        }
+        if (err != EPIPE && err != ECONNRESET && err != ECANCELED) {
+            errno = err;
+            unix_warn("send", c->name);
+        }
+        conn_fail(c);
+        return;
+    }
+    c->tx_off += (size_t)cqe->res;
+    if (c->tx_off < c->tx.len && !c->closing) {
+        arm_send(c); /* a short send: the rest, before anything newer */
+        return;
+    }
+    c->tx.len = c->tx_off = 0;
+    if (c->tx.size > KEEP_MAX) { /* do not keep a burst's buffer for life */
+        free(c->tx.data);
+        c->tx = (struct outbuf){0};
+    }
+    conn_kick(c);
+    conn_maybe_close(c);
+}
+
+static void on_signal(const struct io_uring_cqe *cqe)
+{
+    struct signalfd_siginfo si;
+    if (cqe->res < 0) {
+        errno = -cqe->res;
+        unix_error("poll (io_uring)", "signalfd");
+    }
+    /* Consume it (it stays pending otherwise); either way, stop. */
+    if (read(sigfd, &si, sizeof si) == -1 && errno != EAGAIN)
+        unix_warn("read", "signalfd");
+    stop_requested = 1;
+}
+
+static void handle(const struct io_uring_cqe *cqe)
+{
+    uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+    struct conn *c = (struct conn *)(ud & ~(uintptr_t)OP_MASK);
+    switch ((enum op)(ud & OP_MASK)) {
+    case OP_ACCEPT:
+        on_accept(cqe);
+        break;
+    case OP_RECV:
+        on_recv(c, cqe);
+        break;
+    case OP_SEND:
+        on_send(c, cqe);
+        break;
+    case OP_SIGNAL:
+        on_signal(cqe);
+        break;
+    case OP_LISTEN_POLL: /* a client waits: try accepting again */
+        arm_accept();
+        break;
+    case OP_CLOSE:
+        if (cqe->res < 0) {
+            errno = -cqe->res;
+            unix_warn("close (io_uring)", "connection");
+        }
+        break;
+    case OP_CANCEL: /* -ENOENT or -EALREADY: it was finishing anyway */
+        break;
+    }
+}
+
+/* ---------- setup and main ------------------------------------------------------- */
+
+static void setup_ring(void)
+{
+    struct io_uring_params p;
+    /* Completions are reaped by this thread only, when it asks
+     * (DEFER_TASKRUN): no interrupt of the loop for each of them.  A
+     * kernel before 6.1 refuses those flags (EINVAL): plain ring then. */
+    memset(&p, 0, sizeof p);
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL |
+              IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    p.cq_entries = CQ_ENTRIES;
+    int r = io_uring_queue_init_params(SQ_ENTRIES, &ring, &p);
+    if (r == -EINVAL) {
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = CQ_ENTRIES;
+        r = io_uring_queue_init_params(SQ_ENTRIES, &ring, &p);
+    }
+    if (r < 0) {
+        errno = -r;
+        unix_error("io_uring_queue_init",
+                   r == -ENOSYS || r == -EPERM ? "(io_uring is disabled here: sysctl kernel.io_uring_disabled, or a seccomp filter)"
+                   : r == -ENOMEM ? "(RLIMIT_MEMLOCK too low for the rings on this kernel? ulimit -l)"
+                                  : NULL);
+    }
+    /* Without NODROP (before 5.5) a full CQ silently loses completions. */
+    if (!(p.features & IORING_FEAT_NODROP))
+        app_error("io_uring: this kernel drops completions when the CQ is full (no IORING_FEAT_NODROP)");
+}
+
+int main(int argc, char **argv)
+{
+    struct server_opts opts;
+    parse_args(argc, argv, &opts);
+    verbose = opts.verbose;
+    Ignore_sigpipe(); /* belt and braces: every send has MSG_NOSIGNAL */
+
+    /* SIGINT/SIGTERM: blocked, and read as a completion (a poll on a
+     * signalfd), so the stop is one more event of the loop. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    Block_stop_signals(NULL);
+    sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd == -1)
+        unix_error("signalfd", NULL);
+
+    listenfd = Tcp_listen(opts.addr, opts.port);
+    /* Only for spare_fd_refuse() (out of fds): io_uring never blocks on
+     * it either way. */
+    Set_nonblocking(listenfd);
+    spare_fd = spare_fd_open();
+    if (spare_fd == -1)
+        unix_error("open", "/dev/null (the spare fd)");
+
+    setup_ring();
+    setup_buffers();
+    arm_accept();
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_poll_add(sqe, sigfd, POLLIN);
+    io_uring_sqe_set_data(sqe, udata(NULL, OP_SIGNAL));
+    Announce_listening(listenfd);
+
+    while (!stop_requested) {
+        bufs_publish();
+        feed_starved();
+        /* One syscall: submit everything queued this turn, wait for at
+         * least one completion. */
+        int r = io_uring_submit_and_wait(&ring, 1);
+        if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
+            errno = -r;
+            unix_error("io_uring_submit_and_wait", NULL);
+        }
+        /* Each CQE is copied and marked seen before it is handled: the
+         * handler may need SQEs, and a full CQ makes room only as we
+         * consume it.  At most CQ_ENTRIES per turn, then submit. */
+        struct io_uring_cqe *cqe;
+        for (int i = 0; i < CQ_ENTRIES && io_uring_peek_cqe(&ring, &cqe) == 0; i++) {
+            struct io_uring_cqe copy = *cqe;
+            io_uring_cqe_seen(&ring, cqe);
+            handle(&copy);
+        }
+    }
+
+    /* A clean exit.  Submit what is queued (closes among it), then tear the
+     * ring down: the kernel cancels every request still in flight, so
+     * nothing can touch our memory any more; then free it all. */
+    io_uring_submit(&ring);
+    io_uring_queue_exit(&ring);
+    while (conns) {
+        struct conn *c = conns;
+        conns = c->next;
+        close(c->fd);
+        free(c->tx.data);
+        free(c->acc.data);
+        free(c);
+    }
+    munmap(bufring, bufring_bytes);
+    munmap(bufs, (size_t)NBUFS * BUF_SIZE);
+    close(listenfd);
+    close(spare_fd);
+    close(sigfd);
+    return 0;
+}
