@@ -147,7 +147,7 @@ static char *buf_addr(unsigned bid)
 
 /* Hand buffer bid back to the kernel.  It becomes visible to the kernel
  * at the next bufs_publish(): one store for a whole turn's buffers. */
-static void buf_return(unsigned bid)
+static inline void buf_return(unsigned bid)
 {
     io_uring_buf_ring_add(bufring, buf_addr(bid), BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(NBUFS), bufs_returned++);
@@ -226,7 +226,7 @@ static void arm_recv(struct conn *c)
  * finish waits for room (the kernel polls the socket for us and resumes
  * it), and one that has waited too often is handed to a kernel worker
  * thread (io-wq) instead; a bounded send finishes in a few rounds. */
-static void arm_send(struct conn *c)
+static inline void arm_send(struct conn *c)
 {
     struct io_uring_sqe *sqe = get_sqe();
     size_t n = c->tx.len - c->tx_off;
@@ -235,7 +235,7 @@ static void arm_send(struct conn *c)
     c->send_busy = 1;
 }
 
-static void arm_cancel(struct conn *c, enum op op)
+static inline void arm_cancel(struct conn *c, enum op op)
 {
     struct io_uring_sqe *sqe = get_sqe();
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)udata(c, op), 0);
@@ -244,7 +244,7 @@ static void arm_cancel(struct conn *c, enum op op)
 
 /* ---------- the starved list: recvs ended by -ENOBUFS ------------------------------ */
 
-static void starve(struct conn *c)
+static inline void starve(struct conn *c)
 {
     c->starved = 1;
     c->sprev = NULL;
@@ -365,7 +365,7 @@ static void conn_kick(struct conn *c)
 }
 
 /* Append n bytes, uppercased, to c's accumulating buffer.  0 or -1. */
-static int conn_append(struct conn *c, const char *p, size_t n)
+static inline int conn_append(struct conn *c, const char *p, size_t n)
 {
     struct outbuf *b = &c->acc;
     if (b->size - b->len < n) {
@@ -386,6 +386,28 @@ static int conn_append(struct conn *c, const char *p, size_t n)
 
 /* ---------- completions ------------------------------------------------------------ */
 
+/* The multishot accept ended with error err, not a transient one.  Out of
+ * fds (EMFILE, ENFILE), re-arming at once would fail at once (accept takes
+ * an fd number before it looks at the queue) and spin: refuse the waiting
+ * clients with the spare fd (they read EOF, "no", instead of silence).
+ * Then, for that error as for any other, wait for the next client to
+ * arrive (a poll needs no fd; its completion, OP_LISTEN_POLL, re-arms the
+ * accept). */
+static inline void accept_failed(int err)
+{
+    if (err == EMFILE || err == ENFILE) {
+        err_msg("accept: out of fds: closing new clients");
+        while (spare_fd_refuse(listenfd, &spare_fd) == 1)
+            ;
+    } else {
+        errno = err;
+        unix_warn("accept (io_uring)", "listening socket");
+    }
+    struct io_uring_sqe *sqe = get_sqe();
+    io_uring_prep_poll_add(sqe, listenfd, POLLIN);
+    io_uring_sqe_set_data(sqe, udata(NULL, OP_LISTEN_POLL));
+}
+
 static void on_accept(const struct io_uring_cqe *cqe)
 {
     if (cqe->res >= 0)
@@ -393,28 +415,12 @@ static void on_accept(const struct io_uring_cqe *cqe)
     if (cqe->flags & IORING_CQE_F_MORE)
         return; /* still armed */
 
-    /* The multishot accept has ended.  Out of fds, re-arming at once would
-     * fail at once (accept takes an fd number before it looks at the
-     * queue) and spin: refuse the waiting clients with the spare fd, then
-     * wait for the next one to arrive (a poll needs no fd) before trying
-     * again.  Other errors (a client that reset while queued) re-arm. */
-    int err = -cqe->res;
-    if (cqe->res < 0 && err != EMFILE && err != ENFILE && !accept_error_is_transient(err)) {
-        errno = err;
-        unix_warn("accept (io_uring)", "listening socket");
-    }
-    if (cqe->res < 0 && !accept_error_is_transient(err)) {
-        if (err == EMFILE || err == ENFILE) {
-            err_msg("accept: out of fds: closing new clients");
-            while (spare_fd_refuse(listenfd, &spare_fd) == 1)
-                ;
-        }
-        struct io_uring_sqe *sqe = get_sqe();
-        io_uring_prep_poll_add(sqe, listenfd, POLLIN);
-        io_uring_sqe_set_data(sqe, udata(NULL, OP_LISTEN_POLL));
-        return;
-    }
-    arm_accept();
+    /* The multishot accept has ended: a client that reset while queued
+     * (transient) re-arms it; anything else waits for the next client. */
+    if (cqe->res < 0 && !accept_error_is_transient(-cqe->res))
+        accept_failed(-cqe->res);
+    else
+        arm_accept();
 }
 
 static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
