@@ -249,7 +249,7 @@ calc_sigterm_clean_exit() {
         calc_fuzz.py --count 3000
 }
 
-# bats test_tags=echo
+# bats test_tags=echo,client
 @test "echo: the client program prints each result, or 'error: WHY', in input order" {
     start_server
     local input=$BATS_TEST_TMPDIR/lines.txt want=$BATS_TEST_TMPDIR/want.txt long max
@@ -266,7 +266,7 @@ calc_sigterm_clean_exit() {
     run_client_program "$input" "$want" "printf '12 + 30\\n1 / 0\\n1 ^ 2\\n' | $(client_bin) -p 9527 (the test's input: $input)"
 }
 
-# bats test_tags=echo
+# bats test_tags=echo,client
 @test "echo: the client program answers 20,000 piped lines, each on its line, in order" {
     start_server
     local input=$BATS_TEST_TMPDIR/lines.txt want=$BATS_TEST_TMPDIR/want.txt seed=$RANDOM
@@ -415,7 +415,7 @@ calc_sigterm_clean_exit() {
         calc_crowd.py --clients 200 --requests 50 --rounds 2
 }
 
-# bats test_tags=robust
+# bats test_tags=robust,client
 @test "robust: the client program, when the server hangs up before every reply came: prints what came, says why on stderr, exits 1" {
     # A stand-in server that answers the first request only, then closes.
     SERVER=$CLIENTS/calc_shortserver.py start_server --answer 1

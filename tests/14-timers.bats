@@ -97,7 +97,7 @@ sigterm_exit() {
         tm_timers.py --mode pingpong
 }
 
-# bats test_tags=echo
+# bats test_tags=echo,client
 @test "echo: the client program prints each result, or 'error: WHY', in input order (1,000 lines)" {
     srv -k 5000
     local in=$BATS_TEST_TMPDIR/in.txt want=$BATS_TEST_TMPDIR/want.txt got=$BATS_TEST_TMPDIR/got.txt st=0 bin
@@ -233,7 +233,7 @@ sigterm_exit() {
 
 # ---------- robust: the client program ------------------------------------------------
 
-# bats test_tags=robust
+# bats test_tags=robust,client
 @test "robust: the client program answers each PING with PONG at once and stays on one connection" {
     local bin
     bin=$(client_bin)
@@ -243,7 +243,7 @@ sigterm_exit() {
         "the client program against a server that PINGs it:" "$output"
 }
 
-# bats test_tags=robust
+# bats test_tags=robust,client
 @test "robust: the client program, dropped 3 times before an answer, reconnects with growing waits and sends the unanswered requests again" {
     local bin
     bin=$(client_bin)
@@ -253,7 +253,7 @@ sigterm_exit() {
         "the client program against a server that drops it:" "$output"
 }
 
-# bats test_tags=robust
+# bats test_tags=robust,client
 @test "robust: the client program, dropped every time, backs off and gives up: exit 1 and a message, within 10 s" {
     local bin
     bin=$(client_bin)
