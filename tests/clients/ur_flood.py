@@ -14,10 +14,12 @@ runs out of buffers and ends some receives with -ENOBUFS.  Every
 connection must still get exactly its uppercase back, the rest of its
 --size included, and then one more round trip on each must work: a
 server that closes on -ENOBUFS, or never re-arms the receive it ended,
-fails here.
+fails here.  --mark prints when the flood ran, so that a trace of the
+server can be cut to it.
 """
 import os
 import signal
+import time
 
 import netlabs
 import serverstate
@@ -49,6 +51,9 @@ def main():
     p = netlabs.parser(__doc__.split("\n")[0])
     p.add_argument("--count", type=int, default=200, help="connections (default 200)")
     p.add_argument("--size", type=int, default=65536, help="bytes per connection (default 64 KiB)")
+    p.add_argument("--mark", action="store_true",
+                   help="print 'flood FROM TO' (wall-clock seconds, as strace -ttt shows them): "
+                        "from just before the server runs again to the last byte of the flood's echo")
     sc = netlabs.Scenario(p.parse_args())
     conns = netlabs.connect_many(sc, sc.args.count, "connection")
     round_trip(sc, conns, "first round trip")
@@ -74,9 +79,11 @@ def main():
                 c.sock.setblocking(True)
             queued += c.sent
     finally:
+        t_from = time.time()
         os.kill(pid, signal.SIGCONT)
     sc.progress()
     why = netlabs.pump(sc, conns)
+    t_to = time.time()
     bad = [x for x in (netlabs.conn_problem(c) for c in conns) if x]
     if bad:
         sc.fail("%d of %d connections lost their echo after %d bytes (%.1f MiB) arrived on them all "
@@ -87,6 +94,8 @@ def main():
                 % (len(bad), len(conns), queued, queued / 1048576, netlabs.pump_why(why, sc),
                    "\n  ".join(bad[:5]), "\n  ..." if len(bad) > 5 else ""),
                 socks=netlabs.stuck(conns))
+    if sc.args.mark:
+        print("flood %.6f %.6f" % (t_from, t_to))
     round_trip(sc, conns, "round trip after the flood")
     for c in conns:
         c.sock.close()
