@@ -529,6 +529,63 @@ static const struct timeval *common_ms(long ms)
     return t;
 }
 
+/* ---------- setting up, and freeing everything ------------------------------------- */
+
+/* The event base: epoll (libevent picks the best backend there is), its
+ * timers on CLOCK_MONOTONIC through one timerfd (EVENT_BASE_FLAG_PRECISE_
+ * TIMER; without it libevent uses the coarse clock and epoll_wait's
+ * millisecond timeout), and no environment variable (EVENT_NOEPOLL...)
+ * may swap the backend under the tests. */
+static struct event_base *base_new(void)
+{
+    struct event_config *cfg = event_config_new();
+    if (!cfg)
+        app_error("event_config_new failed");
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_IGNORE_ENV);
+    struct event_base *b = event_base_new_with_config(cfg);
+    event_config_free(cfg);
+    if (!b)
+        app_error("event_base_new_with_config failed");
+    return b;
+}
+
+/* The listener: socket, SO_REUSEADDR, bind, listen(SOMAXCONN), the socket
+ * non-blocking and close-on-exec, and accept_cb for each connection (it
+ * accepts in a loop until EAGAIN).  Exits if the address is taken. */
+static struct evconnlistener *listener_new(const struct server_opts *opts)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->port)};
+    if (inet_pton(AF_INET, opts->addr, &sin.sin_addr) != 1)
+        app_error("bad address '%s'", opts->addr);
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        SOMAXCONN, (struct sockaddr *)&sin, sizeof sin);
+    if (!lev) {
+        char where[ADDR_STRLEN];
+        snprintf(where, sizeof where, "%s:%d", opts->addr, opts->port);
+        unix_error("listen", where);
+    }
+    return lev;
+}
+
+/* Stopped by a signal: free everything, so that a leak checker finds
+ * nothing: every connection (its timers, its bufferevent, which closes its
+ * socket), the listener (LEV_OPT_CLOSE_ON_FREE closes it), the signal
+ * events, the base (its epoll fd, timerfd and signal pipe), and libevent's
+ * own globals (libevent_global_shutdown). */
+static void free_all(struct evconnlistener *lev, struct event **sigs, int nsigs)
+{
+    while (clients)
+        client_free(clients, NULL);
+    if (verbose)
+        print_stats(stderr);
+    evconnlistener_free(lev);
+    for (int i = 0; i < nsigs; i++)
+        event_free(sigs[i]);
+    event_base_free(base);
+    libevent_global_shutdown();
+}
+
 /* ---------- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
@@ -540,41 +597,21 @@ int main(int argc, char **argv)
      * the client has reset: ignore it, the write then fails with EPIPE. */
     Ignore_sigpipe();
 
-    /* PRECISE_TIMER: its timers run on CLOCK_MONOTONIC through one timerfd
-     * (instead of the coarse clock and epoll_wait's milliseconds).
-     * IGNORE_ENV: EVENT_NOEPOLL and friends in the environment must not
-     * swap the backend under the tests. */
-    struct event_config *cfg = event_config_new();
-    if (!cfg)
-        app_error("event_config_new failed");
-    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER | EVENT_BASE_FLAG_IGNORE_ENV);
-    base = event_base_new_with_config(cfg);
-    event_config_free(cfg);
-    if (!base)
-        app_error("event_base_new_with_config failed");
+    base = base_new();
     if (idle_ms)
         idle_tv = common_ms(idle_ms);
     if (beat_ms)
         beat_tv = common_ms(beat_ms);
     linger_tv = common_ms(LINGER_MS);
 
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts.port)};
-    if (inet_pton(AF_INET, opts.addr, &sin.sin_addr) != 1)
-        app_error("bad address '%s'", opts.addr);
-    /* socket, SO_REUSEADDR, bind, listen, non-blocking, close-on-exec */
-    struct evconnlistener *lev = evconnlistener_new_bind(
-        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-        SOMAXCONN, (struct sockaddr *)&sin, sizeof sin);
-    if (!lev) {
-        char where[ADDR_STRLEN];
-        snprintf(where, sizeof where, "%s:%d", opts.addr, opts.port);
-        unix_error("listen", where);
-    }
+    struct evconnlistener *lev = listener_new(&opts);
     evconnlistener_set_error_cb(lev, accept_error_cb);
     spare_fd = spare_fd_open();
     if (spare_fd == -1)
         unix_error("open", "/dev/null (the spare fd)");
 
+    /* Signals as events: libevent's handler only notes the signal, and
+     * signal_cb runs from the loop like any callback. */
     struct event *sigs[3];
     const int signos[3] = {SIGTERM, SIGINT, SIGUSR1};
     for (int i = 0; i < 3; i++) {
@@ -587,17 +624,7 @@ int main(int argc, char **argv)
     if (event_base_dispatch(base) == -1)
         app_error("event_base_dispatch failed");
 
-    /* Stopped by a signal: free everything, so a leak checker finds
-     * nothing (libevent_global_shutdown frees libevent's own globals). */
-    while (clients)
-        client_free(clients, NULL);
-    if (verbose)
-        print_stats(stderr);
-    evconnlistener_free(lev);
-    for (int i = 0; i < 3; i++)
-        event_free(sigs[i]);
-    event_base_free(base);
-    libevent_global_shutdown();
+    free_all(lev, sigs, 3);
     close(spare_fd);
     return 0;
 }
