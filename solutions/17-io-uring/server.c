@@ -82,10 +82,12 @@ struct outbuf {
 struct conn {
     struct conn *prev, *next;   /* every connection, for the exit */
     struct conn *sprev, *snext; /* on the starved list (recv ended: -ENOBUFS) */
+    struct conn *knext;         /* on the list of sends to start this turn */
     int fd;
     int recv_armed;  /* a recv of ours is in flight (until its last CQE) */
     int send_busy;   /* a send is in flight: tx must not move */
     int starved;     /* on the starved list, waiting for buffers */
+    int kick_queued; /* on the kick list */
     int eof;         /* the client half-closed: flush, then close */
     int closing;     /* close once nothing is in flight */
     int cancelled;   /* cancels submitted for what was in flight */
@@ -98,6 +100,7 @@ struct conn {
 static struct io_uring ring;
 static struct conn *conns;   /* every open connection */
 static struct conn *starved; /* connections whose recv waits for buffers */
+static struct conn *kicks;   /* connections that received bytes this turn */
 static int multishot_recv = 1; /* cleared if the kernel refuses it */
 static int listenfd = -1, sigfd = -1, spare_fd = -1;
 static int stop_requested;
@@ -326,6 +329,12 @@ static void conn_maybe_close(struct conn *c)
     io_uring_prep_close(sqe, c->fd);
     io_uring_sqe_set_data(sqe, udata(NULL, OP_CLOSE));
     unstarve(c);
+    if (c->kick_queued) { /* rare: it closes in the turn it received */
+        struct conn **pp = &kicks;
+        while (*pp != c)
+            pp = &(*pp)->knext;
+        *pp = c->knext;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -362,6 +371,31 @@ static void conn_kick(struct conn *c)
     }
     if (c->eof && !c->recv_armed)
         c->closing = 1;
+}
+
+/* c received bytes: send them at the end of the turn, with whatever else
+ * arrives for c in the same turn.  A 16 KiB message often completes as
+ * four 4 KiB receives in one turn: sent as it comes, the first 4 KiB go
+ * out alone and Nagle's algorithm holds the other 12 KiB until the client
+ * ACKs, which it delays (up to 40 ms) while it waits for the rest. */
+static inline void queue_kick(struct conn *c)
+{
+    if (!c->kick_queued) {
+        c->kick_queued = 1;
+        c->knext = kicks;
+        kicks = c;
+    }
+}
+
+static void flush_kicks(void)
+{
+    while (kicks) {
+        struct conn *c = kicks;
+        kicks = c->knext;
+        c->kick_queued = 0;
+        conn_kick(c);
+        conn_maybe_close(c);
+    }
 }
 
 /* Append n bytes, uppercased, to c's accumulating buffer.  0 or -1. */
@@ -442,7 +476,7 @@ static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
     if (cqe->res > 0) {
         if (!more && !c->closing)
             arm_recv(c); /* ended (single-shot, or a full CQ): re-arm */
-        conn_kick(c);
+        queue_kick(c);
         conn_maybe_close(c);
         return;
     }
@@ -623,6 +657,7 @@ int main(int argc, char **argv)
     Announce_listening(listenfd);
 
     while (!stop_requested) {
+        flush_kicks();
         bufs_publish();
         feed_starved();
         /* One syscall: submit everything queued this turn, wait for at
