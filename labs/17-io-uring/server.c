@@ -73,10 +73,12 @@ struct outbuf {
 struct conn {
     struct conn *prev, *next;   /* every connection, for the exit */
     struct conn *sprev, *snext; /* on the starved list (recv ended: -ENOBUFS) */
+    struct conn *knext;         /* on the list of sends to start this turn */
     int fd;
     int recv_armed;  /* a recv of ours is in flight (until its last CQE) */
     int send_busy;   /* a send is in flight: tx must not move */
     int starved;     /* on the starved list, waiting for buffers */
+    int kick_queued; /* on the kick list */
     int eof;         /* the client half-closed: flush, then close */
     int closing;     /* close once nothing is in flight */
     int cancelled;   /* cancels submitted for what was in flight */
@@ -89,6 +91,7 @@ struct conn {
 static struct io_uring ring;
 static struct conn *conns;   /* every open connection */
 static struct conn *starved; /* connections whose recv waits for buffers */
+static struct conn *kicks;   /* connections that received bytes this turn */
 static int multishot_recv = 1; /* cleared if the kernel refuses it */
 static int listenfd = -1, sigfd = -1, spare_fd = -1;
 static int stop_requested;
@@ -293,8 +296,9 @@ static void conn_maybe_close(struct conn *c)
      * them (arm_cancel; once: c->cancelled) and return; their completions
      * (-ECANCELED, or their normal end) call back here.  Once nothing is in
      * flight: close c->fd (through the ring: io_uring_prep_close, user_data
-     * OP_CLOSE), take c off the starved list and the list of connections,
-     * free its buffers and c.  Log "close NAME" with -v. */
+     * OP_CLOSE), take c off the starved list, the kick list (if
+     * c->kick_queued) and the list of connections, free its buffers and
+     * c.  Log "close NAME" with -v. */
     (void)c;
     app_error("TODO 5: conn_maybe_close is not written yet");
 }
@@ -321,6 +325,31 @@ static inline void conn_kick(struct conn *c)
      * conn_maybe_close does the rest; never free c here). */
     (void)c;
     app_error("TODO 4: conn_kick (starting the next send) is not written yet");
+}
+
+/* c received bytes: send them at the end of the turn, with whatever else
+ * arrives for c in the same turn.  A 16 KiB message often completes as
+ * four 4 KiB receives in one turn: sent as it comes, the first 4 KiB go
+ * out alone and Nagle's algorithm holds the other 12 KiB until the client
+ * ACKs, which it delays (up to 40 ms) while it waits for the rest. */
+static inline void queue_kick(struct conn *c)
+{
+    if (!c->kick_queued) {
+        c->kick_queued = 1;
+        c->knext = kicks;
+        kicks = c;
+    }
+}
+
+static inline void flush_kicks(void)
+{
+    while (kicks) {
+        struct conn *c = kicks;
+        kicks = c->knext;
+        c->kick_queued = 0;
+        conn_kick(c);
+        conn_maybe_close(c);
+    }
 }
 
 /* Append n bytes, uppercased, to c's accumulating buffer.  0 or -1. */
@@ -388,13 +417,13 @@ static void on_recv(struct conn *c, const struct io_uring_cqe *cqe)
      *     IORING_CQE_BUFFER_SHIFT): copy its res bytes, uppercased, into c's
      *     output (conn_append), then give the buffer back (buf_return), every
      *     time, whatever else happens.
-     *   - res > 0: then start sending (conn_kick).  res == 0: EOF, c->eof:
-     *     flush what is owed, then close.  -ENOBUFS: the ring was empty, not
-     *     an error: put c on the starved list (starve); the loop re-arms it
-     *     once buffers are back.  -EINVAL with multishot_recv set: a kernel
-     *     without multishot receives (before 6.0): clear it and re-arm.
-     *     -ECANCELED: ours (c is closing).  Anything else: close c
-     *     (log it unless it is ECONNRESET).
+     *   - res > 0: queue_kick(c) (the send starts at the end of the turn).
+     *     res == 0: EOF, c->eof: flush what is owed (conn_kick), then close.
+     *     -ENOBUFS: the ring was empty, not an error: put c on the starved
+     *     list (starve); the loop re-arms it once buffers are back.  -EINVAL
+     *     with multishot_recv set: a kernel without multishot receives
+     *     (before 6.0): clear it and re-arm.  -ECANCELED: ours (c is
+     *     closing).  Anything else: close c (log it unless ECONNRESET).
      *   - end with conn_maybe_close(c): c may be gone after it. */
     (void)c;
     (void)cqe;
@@ -525,8 +554,9 @@ int main(int argc, char **argv)
     Announce_listening(listenfd);
 
     while (!stop_requested) {
-        /* TODO 6: one turn of the loop.  Make the buffers given back during
-         * the last turn visible to the kernel (bufs_publish), re-arm the
+        /* TODO 6: one turn of the loop.  Start the sends of the connections
+         * that received during the last turn (flush_kicks), make the buffers
+         * given back visible to the kernel (bufs_publish), re-arm the
          * starved receives (feed_starved), then ONE syscall: submit every
          * SQE queued since the last turn and wait for at least one
          * completion (io_uring_submit_and_wait).  -EINTR, -EBUSY, -EAGAIN
