@@ -189,12 +189,22 @@ sigterm_clean() {
     fi
 }
 
-# nested LAB FILTER: run lab LAB's own suite (tests/LAB.bats), the tests
-# that match the bats tag FILTER, unchanged, against this lab's server.
-# Fails with every inner failure: its name, its message, and the command
-# that runs it by hand.
+# nested LAB FILTER [EXCEPT WHY]: run lab LAB's own suite (tests/LAB.bats),
+# the tests that match the bats tag FILTER, unchanged, against this lab's
+# server.  EXCEPT: leave out the tests whose name contains it, for the
+# reason WHY (said on fd 3).  Fails with every inner failure: its name, its
+# message, and the command that runs it by hand.
 nested() {
-    local lab=$1 filter=$2 bin out=$BATS_TEST_TMPDIR/nested.tap st=0 v unset=()
+    local lab=$1 filter=$2 except=${3:-} why=${4:-} bin out=$BATS_TEST_TMPDIR/nested.tap st=0 v unset=()
+    local names=()
+    if [[ -n $except ]]; then
+        # bats -f takes a regex of names: every name but those, escaped
+        local re
+        re=$(sed -n 's/^@test "\(.*\)" {$/\1/p' "$NETLABS_ROOT/tests/$lab.bats" | grep -vF -- "$except" |
+            sed 's/[][\.*^$(){}?+|/]/\\&/g' | paste -sd '|')
+        names=(-f "^($re)\$")
+        echo "# left out of lab ${lab%%-*}'s tests here: '$except...': $why" >&3
+    fi
     bin=$(server_bin)
     [[ -x $bin ]] || fail "no server binary at $bin: run 'make' first (or set SERVER=/path/to/server)"
     local envs=(SERVER="$bin" LAB="$lab" NETLABS_VARIANT="$NETLABS_VARIANT")
@@ -206,7 +216,7 @@ nested() {
     for v in $(compgen -e); do
         [[ $v == BATS_* && $v != BATS_LIB_PATH ]] && unset+=(-u "$v")
     done
-    env "${unset[@]}" "${envs[@]}" timeout -k 10 850 bats --tap --filter-tags "$filter" \
+    env "${unset[@]}" "${envs[@]}" timeout -k 10 850 bats --tap --filter-tags "$filter" "${names[@]}" \
         "$NETLABS_ROOT/tests/$lab.bats" >"$out" 2>&1 </dev/null || st=$?
     local total passed skipped failed
     total=$(grep -cE '^(not )?ok ' "$out") || true
@@ -215,7 +225,7 @@ nested() {
     passed=$((total - failed - skipped))
     local envtext="SERVER=$bin${NETLABS_VARIANT:+ NETLABS_VARIANT=$NETLABS_VARIANT}"
     [[ $lab == 09-* ]] && envtext+=" PYTHONPATH=tests/clients/lab14speaks"
-    local cmd="$envtext LAB=$lab bats --filter-tags '$filter' tests/$lab.bats"
+    local cmd="$envtext LAB=$lab bats --filter-tags '$filter'${except:+ (all but '$except...')} tests/$lab.bats"
     if ((total == 0)); then
         fail "$(printf '%s\n' "expected lab ${lab%%-*}'s tests tagged '$filter' to run against this server; none ran (bats exited $st):" \
             "$(head -20 "$out" | sed 's/^/  /')" "  reproduce: $cmd")"
@@ -450,7 +460,12 @@ only_listener_left() {
 
 # bats test_tags=design,nested
 @test "design: lab 09's design tests pass against this server (nested)" {
-    nested 09-framing 'design,!scale,!client'
+    if ldd "$(server_bin)" 2>/dev/null | grep -q libasan; then
+        nested 09-framing 'design,!scale,!client' "a client pipelining without reading is paused" \
+            "its RSS bound has no room for ASan's shadow and redzones on libevent's 4 KiB output chunks (they add about 3 MiB to the peak); this lab's own watermark test checks the bound with that room, and the plain build runs this one"
+    else
+        nested 09-framing 'design,!scale,!client'
+    fi
 }
 
 # bats test_tags=robust,nested
