@@ -19,12 +19,17 @@
 load lib/netlabs
 load lib/scenarios_nonblocking
 
+# Probed once per file; each test skips in setup (bats before 1.10 cannot
+# skip from setup_file).
 setup_file() {
+    export UR_UNAVAILABLE
+    UR_UNAVAILABLE=$(uring_unavailable) || UR_UNAVAILABLE=
+}
+
+setup() {
+    netlabs_setup
     require_pkgs liburing
-    local why
-    if why=$(uring_unavailable); then
-        skip "$why"
-    fi
+    [[ -z $UR_UNAVAILABLE ]] || skip "$UR_UNAVAILABLE"
 }
 
 # ---------- helpers for this lab --------------------------------------------------
@@ -54,7 +59,13 @@ EOF
     ) && return 1
     case $err in
     ENOSYS*) echo "io_uring_setup fails with $err: this kernel has no io_uring, or a seccomp filter (a container's) refuses it: lab 17 cannot run here" ;;
-    EPERM*) echo "io_uring_setup fails with $err: io_uring is restricted here (sysctl kernel.io_uring_disabled = $d, or a seccomp filter): lab 17 cannot run here" ;;
+    EPERM*)
+        if [[ $d == 1 ]]; then
+            echo "io_uring_setup fails with $err: sysctl kernel.io_uring_disabled = 1 lets only root and the group kernel.io_uring_group use io_uring: lab 17 cannot run here"
+        else
+            echo "io_uring_setup fails with $err: a seccomp filter (a container's) refuses io_uring: lab 17 cannot run here"
+        fi
+        ;;
     *) echo "io_uring_setup fails with ${err:-an error}: lab 17 cannot run here" ;;
     esac
     return 0
