@@ -210,6 +210,9 @@ def main():
             r = reqs[i]
             due = r[5] + r[6]
             if due <= now:
+                if sc.server_gone():
+                    sc.fail("%s: the server is gone (it exited) with %d of %d datagrams answered; "
+                            "its stderr, below, says why" % (what, done, count))
                 if r[3] >= a.sends:
                     sc.fail("%s: %s from client %d got no answer after %d sends over %.1f s "
                             "(%d of %d answered).\n  likely cause: %s" % (

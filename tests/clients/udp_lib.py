@@ -45,6 +45,20 @@ class Scenario:
     def remaining(self):
         return self.deadline - time.monotonic()
 
+    def server_gone(self):
+        """True once the harness's server ($NETLABS_SERVER_PID, when set)
+        has exited: a lost datagram and a dead server look the same from
+        here, so a client about to resend asks /proc instead of waiting out
+        every retransmission."""
+        pid = os.environ.get("NETLABS_SERVER_PID", "")
+        if not pid.isdigit():
+            return False
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                return f.read().rpartition(")")[2].split()[0] == "Z"
+        except OSError:
+            return True
+
     def elapsed(self):
         return time.monotonic() - self.started
 
