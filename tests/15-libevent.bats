@@ -236,11 +236,16 @@ nested() {
     echo "# lab ${lab%%-*} ($filter): $passed passed, $skipped skipped, $failed failed" >&3
     if ((failed > 0 || st != 0)); then
         local report
+        # Each inner failure: its name, then its message without bats' own
+        # trace lines ("(from function ...", "`cmd' failed").
         report=$(awk '
             /^not ok / { n++; show = (n <= 4); sub(/^not ok [0-9]+ /, ""); print "  FAILED: " $0; next }
             /^(ok|not ok) / { show = 0; next }
+            /^#  *(\(from function|from function|in test file)/ || /^#  *`.*'"'"' failed$/ { next }
             show && /^# / { if (lines[n]++ < 14) print "    " substr($0, 3) }' "$out")
-        fail "$(printf '%s\n' "lab ${lab%%-*}'s tests tagged '$filter', run unchanged against this server: $failed of $total failed (bats exited $st)." \
+        local cause
+        cause=$(grep -m1 -oE 'likely cause: .*' <<<"$report") || true
+        fail "$(printf '%s\n' ${cause:+"$cause"} "lab ${lab%%-*}'s tests tagged '$filter', run unchanged against this server: $failed of $total failed (bats exited $st)." \
             "$report" \
             "  (lab ${lab%%-*}'s suite says what each test expects; this server must behave as lab ${lab%%-*}'s does)" \
             "  reproduce: $cmd")"
