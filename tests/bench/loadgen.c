@@ -503,9 +503,10 @@ static int64_t operand(uint64_t *g)
 }
 
 /* Odd payloads whose reply is 3 (malformed), and operators that are not one
- * (2): a server must answer each and carry on. */
+ * (2): a server must answer each and carry on.  Not "PING" itself: labs 14
+ * and 15 answer it PONG (their heartbeat), so "PING?" stands for a word. */
 static const char *const MALFORMED[] = {
-    "", "PING", "1  + 2", " 1 + 2", "1 + 2 ", "1+2", "+5 + 1", "5a * 2", "- - 1", "7 +",
+    "", "PING?", "1  + 2", " 1 + 2", "1 + 2 ", "1+2", "+5 + 1", "5a * 2", "- - 1", "7 +",
     "1 + 2 + 3", "1e3 / 2", "9223372036854775808 + 1", "-9223372036854775809 - 1", "1\t+ 2",
 };
 static const char *const BAD_OPS[] = {"^", "x", "++", "//", "**", "%%", "=", "\t"};
