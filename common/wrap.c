@@ -153,7 +153,9 @@ void posix_error(int code, const char *call, const char *object)
 
 void eai_error(int code, const char *call, const char *object)
 {
-    report(call, object, gai_strerror(code));
+    /* EAI_SYSTEM means "look at errno": gai_strerror() only says "System
+     * error", which names no cause. */
+    report(call, object, code == EAI_SYSTEM ? strerror(errno) : gai_strerror(code));
     exit(1);
 }
 
