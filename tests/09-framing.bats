@@ -390,6 +390,7 @@ calc_sigterm_clean_exit() {
 
 # bats test_tags=design
 @test "design: SIGTERM with clients connected and requests pending, under valgrind: no block in use, no fd left open" {
+    require_valgrind
     calc_sigterm_clean_exit --valgrind
 }
 

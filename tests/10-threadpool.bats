@@ -260,8 +260,7 @@ sigterm_within() {
 
 # bats test_tags=design
 @test "design: SIGTERM with slow tasks running and queued, under valgrind: every thread joined, no block in use, no fd left open" {
-    command -v valgrind >/dev/null || skip "valgrind is not installed"
-    ! ldd "$(server_bin)" 2>/dev/null | grep -qE 'lib(a|t|ub)san' || skip "a sanitizer build: valgrind runs on the plain build"
+    require_valgrind
     local vlog=$BATS_TEST_TMPDIR/valgrind.log
     local PRE=(valgrind -q --leak-check=full --show-leak-kinds=all --errors-for-leak-kinds=all
         --track-fds=yes --error-exitcode=42 --log-file="$vlog" --)

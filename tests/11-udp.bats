@@ -355,6 +355,7 @@ EOF
 
 # bats test_tags=design
 @test "design: SIGTERM under valgrind: no block in use, no fd left open" {
+    require_valgrind
     sigterm_exit --valgrind
 }
 

@@ -341,6 +341,7 @@ sigterm_exit() {
 
 # bats test_tags=design
 @test "design: SIGTERM while announcing, under valgrind: no block in use, no fd left open" {
+    require_valgrind
     sigterm_exit --valgrind
 }
 

@@ -443,8 +443,7 @@ only_listener_left() {
 
 # bats test_tags=design
 @test "design: SIGTERM under valgrind: no block in use, no fd left open" {
-    command -v valgrind >/dev/null || skip "valgrind is not installed"
-    ! ldd "$(server_bin)" 2>/dev/null | grep -qE 'lib(a|t|ub)san' || skip "a sanitizer build: valgrind runs on the plain build"
+    require_valgrind
     sigterm_clean --valgrind
 }
 

@@ -179,6 +179,7 @@ wrap_server() {
 
 # bats test_tags=design
 @test "design: SIGTERM under valgrind (default mode and -j): no block in use, no fd left open" {
+    require_valgrind
     nb_sigterm_clean_exit --valgrind
 }
 

@@ -240,6 +240,15 @@ require_pkgs() {
         skip "this lab needs ${missing[*]}, which pkg-config cannot find here (README.md's apt-get line installs it)"
 }
 
+# require_valgrind: skip (counted neither way, with the reason) a test
+# whose promise is valgrind's verdict, where valgrind cannot give it: not
+# installed, or a sanitizer build (valgrind cannot run those; tests/run
+# runs the same test on the plain build, where it can).
+require_valgrind() {
+    command -v valgrind >/dev/null || skip "valgrind is not installed"
+    ! ldd "$(server_bin)" 2>/dev/null | grep -qE 'lib(a|t|ub)san' || skip "a sanitizer build: valgrind runs on the plain build"
+}
+
 # ---------- starting servers -------------------------------------------------------
 
 # start_server [ARGS...]: start the server with -p 0 ARGS, wait for its
