@@ -298,6 +298,29 @@ strace_detach() {
     expect_pass echo.py --size 4096
 }
 
+# The same resets under valgrind (plain build): a connection freed while
+# its receive or send is in flight does not crash the plain build, its
+# completions just read freed memory, which only a memory checker sees.
+# bats test_tags=robust
+@test "robust: clients that reset (RST) mid-stream, under valgrind: no completion touches a freed connection" {
+    require_valgrind
+    local vlog=$BATS_TEST_TMPDIR/valgrind.log
+    local PRE=(valgrind -q --leak-check=no --error-exitcode=42 --log-file="$vlog" --)
+    START_TIMEOUT=30 start_server
+    expect_pass --hint "a connection freed (or its fd closed) while one of its operations was still in flight: cancel what is in flight, and free it when the last completion has come back" \
+        rst.py --size 1048576 --count 3
+    expect_pass echo.py --size 4096
+    SERVER_STOPPED=$SERVER_PID
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait_exit "$SERVER_PID" 20 || true
+    SERVER_STATUS=$WAIT_STATUS
+    [[ $SERVER_STATUS == 0 ]] || report_failure \
+        --cause "a completion came back for a connection already freed (or its buffer): free a connection, and close its fd, only once nothing of it is in flight (cancel, then wait for the last completion)" \
+        "expected no memory error under valgrind while 3 clients reset mid-stream, then exit 0 on SIGTERM; got exit status $SERVER_STATUS (42: valgrind found errors; 'timeout': still running). valgrind says:" \
+        "$(grep -v '^==[0-9]*== *$' "$vlog" 2>/dev/null | head -30 | sed 's/^/  /')" \
+        "reproduce: valgrind $(server_cmd) & python3 tests/clients/rst.py --port PORT --size 1048576 --count 3; kill -TERM %1"
+}
+
 # bats test_tags=robust
 @test "robust: clients that hang up before their echo arrives do not kill the server (SIGPIPE)" {
     start_server
