@@ -418,9 +418,16 @@ only_listener_left() {
     assert_server_alive
     only_listener_left "clients that reset, hung up, half-closed and sent bad frames (-i 60000: no idle timer fired)"
     stop_server
+    # Now with timers that fire while the test goes on: connections that
+    # end by themselves leave no armed timer behind (one would fire on
+    # freed memory during the silent clients' 300 ms), and silent clients
+    # are freed by their idle timer.
     srv -v -i 300
+    ev "a connection that ends must free its timers with it (event_free), or they fire later on freed memory" \
+        tm_lab09.py calc_rst.py --count 3 --hangups 6 --size 131072
     ev "the idle timer frees silent clients" tm_timers.py --mode idle --ms 300 --conns 3 --stagger 20 --late "$LATE"
-    only_listener_left "3 silent clients (-i 300)"
+    assert_server_alive
+    only_listener_left "clients that reset and hung up, then 3 silent clients (-i 300)"
     stop_server
     srv -v -k 150
     ev "heartbeats close silent clients" tm_timers.py --mode beat --ms 150 --conns 3 --late "$LATE"
