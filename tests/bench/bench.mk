@@ -19,4 +19,11 @@ EXTRA_PROGS += $(B)/tests/bench/libevent_server
 $(B)/tests/bench/libevent_server.o: CPPFLAGS += $(shell pkg-config --cflags libevent)
 $(B)/tests/bench/libevent_server: $(B)/tests/bench/libevent_server.o $(B)/common/wrap.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LIBEVENT_LIBS)
+# The same source with libevent's defaults, for the untuned row.
+EXTRA_PROGS += $(B)/tests/bench/libevent_server_untuned
+$(B)/tests/bench/libevent_server_untuned.o: tests/bench/libevent_server.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(shell pkg-config --cflags libevent) -DLIBEVENT_UNTUNED $(CFLAGS) -Werror -MMD -MP -c -o $@ $<
+$(B)/tests/bench/libevent_server_untuned: $(B)/tests/bench/libevent_server_untuned.o $(B)/common/wrap.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LIBEVENT_LIBS)
 endif

@@ -1894,6 +1894,28 @@ static void t_parse_args_bad(void)
 
 /* ---------- main ---------------------------------------------------------------- */
 
+/* upcase: every byte value, at every offset of a buffer longer than any
+ * vector the compiler may use, is mapped as the service says: a-z to A-Z,
+ * everything else (NUL, 0x80-0xFF, 'A'-'Z', '@', '[', '`', '{') as is. */
+static void t_upcase(void)
+{
+    unsigned char in[1031], out[1031];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (unsigned char)(i * 7 + 3); /* every value, in every lane */
+    for (size_t len = 0; len <= sizeof in; len += (len < 80 ? 1 : 97)) {
+        memcpy(out, in, sizeof in);
+        upcase((char *)out, len);
+        for (size_t i = 0; i < sizeof in; i++) {
+            unsigned c = in[i];
+            unsigned want = i >= len ? c : (c >= 'a' && c <= 'z') ? c - 32 : c;
+            CHECK(out[i] == want, "upcase(len %zu): byte %zu was 0x%02x, became 0x%02x, expected 0x%02x",
+                  len, i, c, out[i], want);
+            if (out[i] != want)
+                return;
+        }
+    }
+}
+
 int main(void)
 {
     /* The tests below must pass with SIGPIPE at its default action,
@@ -1902,6 +1924,8 @@ int main(void)
     setvbuf(stdout, NULL, _IOLBF, 0);
     diag("wrap_test: common/wrap.c over socketpairs and loopback TCP");
 
+    run("upcase: a-z become A-Z, every other byte value stays, at every length and offset",
+        t_upcase);
     run("readn: a peer writing in small pieces, each read alone, gives all bytes",
         t_readn_small_pieces);
     run("readn: returns the short count at EOF, then 0", t_readn_eof_short_count);
