@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -601,6 +603,32 @@ void Ignore_sigpipe(void)
 {
     if (ignore_sigpipe() == -1)
         unix_error("sigaction", "SIGPIPE");
+}
+
+int Stop_signalfd(int extra)
+{
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    if (extra)
+        sigaddset(&sigs, extra);
+    /* pthread_sigmask: sigprocmask is unspecified once there are threads. */
+    int rc = pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (rc != 0)
+        posix_error(rc, "pthread_sigmask", NULL);
+    int fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd == -1)
+        unix_error("signalfd", NULL);
+    return fd;
+}
+
+int Fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        unix_error("getrlimit", "RLIMIT_NOFILE");
+    return rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
 }
 
 void On_stop_signals(void (*handler)(int))

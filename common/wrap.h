@@ -224,6 +224,15 @@ void Set_nonblocking(int fd);
 void Ignore_sigpipe(void);
 void On_stop_signals(void (*handler)(int));
 void Block_stop_signals(sigset_t *waitmask);
+/* Block SIGTERM, SIGINT and `extra` (another signal, e.g. SIGUSR1 for a
+ * stats dump; 0 for none) and return a non-blocking, close-on-exec
+ * signalfd that reads them: the event-loop servers' way (lab 08 on) to
+ * get signals as events instead of handlers.  Call it before starting any
+ * thread (the mask is inherited). */
+int Stop_signalfd(int extra);
+/* How many fds this process may open (RLIMIT_NOFILE's soft limit), at
+ * most 1 << 20: the size of a table indexed by fd. */
+int Fd_limit(void);
 int Tcp_listen(const char *addr, int port);
 /* getaddrinfo + socket + connect to the first address that answers. */
 int Tcp_connect(const char *host, const char *port);

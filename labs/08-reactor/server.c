@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -80,22 +79,11 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &opts);
     Ignore_sigpipe();
 
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGUSR1);
-    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
-        unix_error("sigprocmask", NULL);
-    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sigfd == -1)
-        unix_error("signalfd", NULL);
+    /* SIGTERM and SIGINT stop the loop, SIGUSR1 prints the stats: all three
+     * arrive as reads on this fd, in the loop, like any other event. */
+    int sigfd = Stop_signalfd(SIGUSR1);
 
-    /* The fd table covers every fd this process may open. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-        unix_error("getrlimit", "RLIMIT_NOFILE");
-    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+    int max_fds = Fd_limit(); /* the fd table covers every fd we may open */
 
     struct reactor *r = reactor_create(max_fds);
     if (!r)

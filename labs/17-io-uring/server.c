@@ -528,14 +528,7 @@ int main(int argc, char **argv)
 
     /* SIGINT/SIGTERM: blocked, and read as a completion (a poll on a
      * signalfd), so the stop is one more event of the loop. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    Block_stop_signals(NULL);
-    sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sigfd == -1)
-        unix_error("signalfd", NULL);
+    sigfd = Stop_signalfd(0);
 
     listenfd = Tcp_listen(opts.addr, opts.port);
     /* Only for spare_fd_refuse() (out of fds): io_uring never blocks on

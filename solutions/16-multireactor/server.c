@@ -54,7 +54,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -388,21 +387,11 @@ int main(int argc, char **argv)
 
     /* Blocked before any thread starts, so every loop inherits the mask
      * and the signals reach only the signalfd, read by this thread. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGUSR1);
-    if (sigprocmask(SIG_BLOCK, &sigs, NULL) == -1)
-        unix_error("sigprocmask", NULL);
-    int sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (sigfd == -1)
-        unix_error("signalfd", NULL);
+    /* SIGTERM and SIGINT stop the loop, SIGUSR1 prints the stats: all three
+     * arrive as reads on this fd, in the loop, like any other event. */
+    int sigfd = Stop_signalfd(SIGUSR1);
 
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
-        unix_error("getrlimit", "RLIMIT_NOFILE");
-    int max_fds = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
+    int max_fds = Fd_limit(); /* the fd table covers every fd we may open */
 
     /* The listener(s).  reuseport: the first one picks the port (-p 0),
      * the others join it. */
