@@ -116,8 +116,18 @@ rss_kb() { proc_field "$SERVER_PID" VmRSS; }
 # (tests/lib/scenarios_nonblocking.bash; the same functions tests/07-epoll-et.bats runs)
 
 # bats test_tags=design
-@test "design: one write of 1 MiB, then the client only reads: it all comes back (read until EAGAIN)" {
+@test "design: one write of 1 MiB, then the client only reads: it all comes back (read until the socket is empty)" {
     nb_one_write_burst
+}
+
+# bats test_tags=design
+@test "design: 200 small round trips: a read that returns less than asked ends the turn (no read just for EAGAIN)" {
+    nb_short_read_stops 200
+}
+
+# bats test_tags=design
+@test "design: bytes and FIN in one event: the bytes come back, then EOF (a short read is not the end after a hang-up)" {
+    nb_fin_with_data 100
 }
 
 # bats test_tags=design

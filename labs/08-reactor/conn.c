@@ -274,20 +274,26 @@ static void conn_deliver(struct conn *c)
         buf_consume(c->in, c->in->len);
 }
 
-/* Read until EAGAIN, EOF, or the output reaches the high-water mark.
- * 0, or -1 if the connection must close. */
-static int conn_read(struct conn *c)
+/* Read until the socket is empty, EOF, or the output reaches the
+ * high-water mark.  events: the event's REACTOR_* bits.  0, or -1 if the
+ * connection must close. */
+static int conn_read(struct conn *c, int events)
 {
     /* TODO 6: read what the client sent and hand it to the application
      * with conn_deliver(c) (it calls on_data and drops what was used).
      * Contract:
      *   - the bytes go straight into c->in, a pool buffer grown with
      *     pool_reserve() (a refusal closes this connection only);
-     *   - edge-triggered: read until EAGAIN, unless one of these stops
-     *     you first: EOF (set c->eof), c->failed (the application or the
-     *     pool ended the connection), READ_BUDGET reads (set c->yielded:
-     *     the others get their turn, and conn_settle() re-arms you), or
-     *     back-pressure (output pending >= high_water: set c->paused);
+     *   - edge-triggered: read until the socket is empty, unless one of
+     *     these stops you first: EOF (set c->eof), c->failed (the
+     *     application or the pool ended the connection), READ_BUDGET reads
+     *     (set c->yielded: the others get their turn, and conn_settle()
+     *     re-arms you), or back-pressure (output pending >= high_water:
+     *     set c->paused).  The socket is empty when read() says EAGAIN,
+     *     or as soon as a read returns less than it asked for (epoll(7)):
+     *     stop there, without the read that would only say EAGAIN ...
+     *   - ... unless events has REACTOR_HUP: the client's FIN is already
+     *     here and no new event will announce it, so read on to the 0;
      *   - never read more in one go than the output may still grow
      *     (high_water - pending), nor so much that the input (what is
      *     left in c->in plus this read) passes READ_CHUNK while what is
@@ -298,6 +304,7 @@ static int conn_read(struct conn *c)
      *   - returns -1 when the connection must close (an error, a reset:
      *     quietly; c->failed), else 0. */
     (void)c;
+    (void)events;
     (void)conn_deliver;
     todo("TODO 6: conn_read() in conn.c");
 }
@@ -383,7 +390,8 @@ static int conn_handle(struct conn *c, int events)
     /* TODO 7b: handle one event (REACTOR_READ and/or REACTOR_WRITE) for
      * c: send pending output when writable, resume reading once the
      * output has drained below low_water (clear c->paused), read when
-     * readable and not paused.  Return -1 if the connection must close,
+     * readable and not paused (conn_read() gets the event's bits: it
+     * needs REACTOR_HUP).  Return -1 if the connection must close,
      * else 0; conn_settle() does the rest (closing at EOF, the interest). */
     (void)c;
     (void)events;

@@ -269,9 +269,10 @@ static void conn_deliver(struct conn *c)
         buf_consume(c->in, c->in->len);
 }
 
-/* Read until EAGAIN, EOF, or the output reaches the high-water mark.
- * 0, or -1 if the connection must close. */
-static int conn_read(struct conn *c)
+/* Read until the socket is empty, EOF, or the output reaches the
+ * high-water mark.  events: the event's REACTOR_* bits.  0, or -1 if the
+ * connection must close. */
+static int conn_read(struct conn *c, int events)
 {
     struct conn_server *s = c->srv;
     for (int reads = 0; !c->eof && !c->failed; reads++) {
@@ -316,6 +317,13 @@ static int conn_read(struct conn *c)
         conn_deliver(c);
         if (conn_flush(c) == -1)
             return -1;
+        /* Less than asked: the socket is empty now (epoll(7)), and what
+         * arrives next is a new edge, so the read that would only say
+         * EAGAIN can go (a third of the syscalls of a small round trip).
+         * Unless the FIN is already here (REACTOR_HUP): no edge will
+         * announce it again, so read on to the 0. */
+        if ((size_t)n < want && !(events & REACTOR_HUP))
+            break;
     }
     if (c->in && c->in->len == 0) {
         pool_free(s->pool, c->in);
@@ -402,7 +410,7 @@ static int conn_handle(struct conn *c, int events)
         return -1;
     if (c->paused && out_pending(c) < s->low_water)
         c->paused = 0; /* drained: read again (conn_settle re-arms READ) */
-    if ((events & REACTOR_READ) && !c->paused && conn_read(c) == -1)
+    if ((events & REACTOR_READ) && !c->paused && conn_read(c, events) == -1)
         return -1;
     return 0;
 }

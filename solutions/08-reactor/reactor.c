@@ -137,12 +137,15 @@ int reactor_events(const struct reactor *r, int fd)
 }
 
 /* What the application is told: only what it asked for, but at least
- * READ on an error or hang-up, so read() reports it (contract point 2). */
+ * READ on an error or hang-up, so read() reports it; and REACTOR_HUP with
+ * any READ it gets, so it reads to the end (contract point 2). */
 static int deliverable(int ready, int interest)
 {
     int out = ready & interest & (REACTOR_READ | REACTOR_WRITE);
     if (!out && (ready & BACKEND_ERROR))
         out = REACTOR_READ;
+    if (out & REACTOR_READ)
+        out |= ready & REACTOR_HUP;
     return out;
 }
 

@@ -22,8 +22,13 @@
  *      level-triggered backend meets this contract too: it only calls
  *      back more often.)
  *   2. Errors and hang-ups are reported as REACTOR_READ (and REACTOR_WRITE
- *      if asked for), never as a separate flag, so the application learns
- *      what happened the normal way: read() returns 0 or -1 with errno.
+ *      if asked for), so the application learns what happened the normal
+ *      way: read() returns 0 or -1 with errno.  REACTOR_HUP comes with that
+ *      READ when the peer has closed its sending side or the connection
+ *      failed: a read that returns less than asked has then NOT reached
+ *      the end, so read on until 0 or -1.  Without REACTOR_HUP, a read that
+ *      returned less than it asked for has emptied the socket (epoll(7)):
+ *      stop there, more data will be a new event.
  *   3. Per-fd state lives in a table indexed by fd, sized when the reactor
  *      is created.  An fd beyond it is refused with errno = ERANGE.
  *   4. A callback may add, modify or remove any fd, including its own, and
@@ -43,10 +48,12 @@
 
 #define REACTOR_READ 1
 #define REACTOR_WRITE 2
+#define REACTOR_HUP 4 /* with READ only: the peer is gone, read to the end (point 2) */
 
 struct reactor;
 
-/* events: the REACTOR_* bits that are ready.  arg: as registered. */
+/* events: the REACTOR_* bits that are ready (REACTOR_HUP only ever with
+ * REACTOR_READ).  arg: as registered. */
 typedef void (*reactor_cb)(struct reactor *r, int fd, int events, void *arg);
 
 /* A reactor for fds 0 .. max_fds-1.  NULL with errno on failure. */

@@ -24,15 +24,18 @@
 
 #include <stdint.h>
 
-/* Reported with REACTOR_READ / REACTOR_WRITE when the kernel says error
- * or hang-up (EPOLLERR, EPOLLHUP, POLLERR, POLLHUP ...). */
-#define BACKEND_ERROR 4
+/* A backend reports REACTOR_HUP with REACTOR_READ when the peer has shut
+ * down its sending side or the connection failed (EPOLLRDHUP, EPOLLHUP,
+ * EPOLLERR, POLLRDHUP, POLLHUP ...), and BACKEND_ERROR too for an error or
+ * a full hang-up (EPOLLERR, EPOLLHUP, POLLERR, POLLHUP): those reach the
+ * application even when it asked for no events at all. */
+#define BACKEND_ERROR 8
 
 struct backend;
 
 struct backend_event {
     uint64_t token; /* as given to backend_add / backend_modify */
-    int events;     /* REACTOR_READ | REACTOR_WRITE | BACKEND_ERROR */
+    int events;     /* REACTOR_READ | REACTOR_WRITE | REACTOR_HUP | BACKEND_ERROR */
 };
 
 /* The name of the mechanism, for logs ("epoll"). */

@@ -6,7 +6,9 @@
  * on the way out, in one place each.  EPOLLERR and EPOLLHUP become
  * BACKEND_ERROR plus "readable and writable", so the core can hand the
  * application a plain READ and its read() reports the error (the way
- * redis's ae_epoll.c does it).
+ * redis's ae_epoll.c does it); those two and EPOLLRDHUP (the peer's FIN)
+ * add REACTOR_HUP, which tells the application that a short read is not
+ * yet the end.
  *
  * Everything else (which callback, stale events, stopping) is the core's,
  * in reactor.c, so a poll or io_uring backend would be this short too.
@@ -43,6 +45,8 @@ static int from_epoll(unsigned e)
     int ev = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         ev |= REACTOR_READ;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        ev |= REACTOR_HUP; /* the FIN (or an error) is here: read to the end */
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
         ev |= REACTOR_WRITE;
     if (e & (EPOLLHUP | EPOLLERR))

@@ -72,6 +72,40 @@ nb_one_write_burst() {
         burst.py --size 1048576 --write-first
 }
 
+# ROUNDS (default 200) round trips of 1-512 bytes, one at a time, on one
+# connection while strace records the server's reads.  Each request is one
+# short segment, so the server's read returns less than it asked for, which
+# means the socket is empty now (epoll(7)); a server that reads again to
+# hear EAGAIN makes one useless syscall per round trip.  A few EAGAINs are
+# honest (bytes that arrive between epoll_wait and the read are read early,
+# and their own event then finds nothing); one per round trip is the loop.
+nb_short_read_stops() {
+    local rounds=${1:-200}
+    nb_ensure_server
+    local trace=$BATS_TEST_TMPDIR/reads.out
+    nb_strace_attach "$trace" read,readv,recvfrom,recvmsg
+    nb_client "the server stopped answering small round trips" shortread.py --rounds "$rounds"
+    nb_strace_detach
+    local reads eagain
+    reads=$(grep -cE '(read|readv|recvfrom|recvmsg)\(' "$trace") || true
+    eagain=$(grep -cE '(read|readv|recvfrom|recvmsg)\(.*= -1 EAGAIN' "$trace") || true
+    ((reads >= rounds)) || report_failure --cause "strace saw $reads reads for $rounds round trips: the server reads with a call this test does not watch (it watches read, readv, recvfrom and recvmsg)" \
+        "expected at least one read per round trip in strace; the trace:" "$(head -20 "$trace")"
+    ((eagain * 4 <= rounds)) || report_failure --cause "$eagain of the server's $reads reads in $rounds small round trips returned EAGAIN: after a read that returned less than it asked for, the socket is already empty (epoll(7)), so the next read can only say EAGAIN. Stop at a short read (unless the event has REACTOR_HUP: then read on to the EOF)" \
+        "expected at most $((rounds / 4)) reads returning EAGAIN over $rounds one-at-a-time round trips (one read each); strace shows:" "$(grep -E 'EAGAIN' "$trace" | head -3)" "server: $(server_cmd)"
+}
+
+# SIZE (default 100) bytes and the FIN reach the server in one event (the
+# client sends both while the server is stopped): the bytes must come back,
+# then EOF.  Stopping at the short read without looking at the hang-up
+# leaves the FIN unread, and no later event announces it.
+nb_fin_with_data() {
+    local size=${1:-100}
+    nb_ensure_server
+    nb_client "the server stops at a short read even when the event says the client hung up (REACTOR_HUP): the FIN arrived with the bytes, no new event will come for it, so read on until read() returns 0" \
+        shortread.py --fin-with-data --size "$size"
+}
+
 # COUNT connections queued while the server is stopped (SIGSTOP), so that
 # they all stand behind one edge of the listening socket; after SIGCONT,
 # each must be accepted and served.  A server that accepts once per event
@@ -140,29 +174,46 @@ nb_strace_et_nonblock() {
 
 # nb_strace_epoll et|lt: the same for either mode; "lt" requires epoll
 # with NO EPOLLET on any fd (lab 06) and says nothing about O_NONBLOCK.
-nb_strace_epoll() {
-    local mode=$1
+# nb_strace_attach TRACE SYSCALLS: trace the server's SYSCALLS (strace -e
+# trace=) into the file TRACE, from the moment this returns; skips the test
+# if strace cannot attach here.  nb_strace_detach ends it.  strace's stderr
+# stays open (NB_STRACE_LINE) until then: its last words must not meet a
+# closed pipe while it detaches.
+nb_strace_attach() {
+    local trace=$1 calls=$2 line
     command -v strace >/dev/null || skip "strace is not installed"
-    nb_ensure_server
-    local trace=$BATS_TEST_TMPDIR/strace.out line
     mkfifo "$BATS_TEST_TMPDIR/strace.fifo"
     # Without -q, strace says "Process N attached" on stderr once it is
     # tracing: that line is the synchronisation.  Its own process group,
     # so teardown ends it with the servers whatever happens.
-    setsid strace -f -e trace=epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl \
-        -o "$trace" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
-    local spid=$!
-    SERVER_PIDS+=("$spid")
-    echo "$spid" >>"$NETLABS_GROUPS"
+    setsid strace -f -e trace="$calls" -o "$trace" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
+    NB_STRACE_PID=$!
+    SERVER_PIDS+=("$NB_STRACE_PID")
+    echo "$NB_STRACE_PID" >>"$NETLABS_GROUPS"
     exec {line}<"$BATS_TEST_TMPDIR/strace.fifo"
     local msg=
     if ! IFS= read -r -t 5 msg <&"$line" || [[ $msg != *attached* ]]; then
-        end_group "$spid" 0
+        end_group "$NB_STRACE_PID" 0
         exec {line}<&-
         # A server that is gone is a failure, not a reason to skip.
         assert_server_alive
         skip "strace cannot attach to the server here: ${msg:-no output}"
     fi
+    NB_STRACE_LINE=$line
+}
+
+# nb_strace_detach: stop tracing (the trace file is complete afterwards).
+nb_strace_detach() {
+    kill -INT "$NB_STRACE_PID" 2>/dev/null
+    wait_exit "$NB_STRACE_PID" 5 || true
+    exec {NB_STRACE_LINE}<&-
+}
+
+nb_strace_epoll() {
+    local mode=$1
+    nb_ensure_server
+    local trace=$BATS_TEST_TMPDIR/strace.out
+    nb_strace_attach "$trace" epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl
     # The clients may fail (a server that blocks serves one and stalls):
     # look at what the server did anyway, and report the mechanism first.
     local held_failed=
@@ -179,9 +230,7 @@ nb_strace_epoll() {
     done
     etline=$(awk '/^tfd:/ {print}' "/proc/$SERVER_PID/fdinfo/${epfd:-none}" 2>/dev/null)
     [[ -n $held_failed ]] || release_held || true
-    kill -INT "$spid" 2>/dev/null
-    wait_exit "$spid" 5 || true
-    exec {line}<&-
+    nb_strace_detach
     local log
     log=$(cat "$trace")
     # The held client's own diagnosis, and what failed, follow any
