@@ -1,4 +1,4 @@
-# tests/bench: the load generator and the outside reference server that
+# tests/bench: the load generator and the outside reference servers that
 # `make compare` measures next to the solutions.
 
 EXTRA_PROGS += $(B)/tests/bench/loadgen
@@ -25,5 +25,11 @@ $(B)/tests/bench/libevent_server_untuned.o: tests/bench/libevent_server.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(shell pkg-config --cflags libevent) -DLIBEVENT_UNTUNED $(CFLAGS) -Werror -MMD -MP -c -o $@ $<
 $(B)/tests/bench/libevent_server_untuned: $(B)/tests/bench/libevent_server_untuned.o $(B)/common/wrap.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LIBEVENT_LIBS)
+# Raw events and its own read()/write() and buffers, memcached's way: the
+# libevent-raw row.
+EXTRA_PROGS += $(B)/tests/bench/libevent_raw_server
+$(B)/tests/bench/libevent_raw_server.o: CPPFLAGS += $(shell pkg-config --cflags libevent)
+$(B)/tests/bench/libevent_raw_server: $(B)/tests/bench/libevent_raw_server.o $(B)/common/wrap.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(LIBEVENT_LIBS)
 endif

@@ -9,16 +9,25 @@
  * EOF is answered once the output buffer has drained) and exits 0 on
  * SIGTERM/SIGINT with everything freed.
  *
- * Built twice.  libevent_server is the strongest honest libevent server,
- * configured the way its best users run it: TCP_NODELAY on every
+ * Built twice.  libevent_server is the strongest bufferevent server,
+ * configured the way their best users run them: TCP_NODELAY on every
  * connection (memcached and redis set it: an echo's small replies must not
- * wait for the previous one's ACK), reads of up to 64 KiB at once
+ * wait for the previous one's ACK), up to 64 KiB per read callback
  * (bufferevent_set_max_single_read), and the input uppercased in place and
  * moved to the output chunk by chunk (evbuffer_peek, evbuffer_add_buffer),
  * never copied.  libevent_server_untuned (-DLIBEVENT_UNTUNED) keeps
- * libevent's defaults (Nagle on, 16 KiB reads) and copies through a 4 KiB
- * buffer, as a first libevent program does: `make compare` shows both,
- * labelled, because the difference is the configuration, not the library.
+ * libevent's defaults (Nagle on, 16 KiB per callback) and copies through a
+ * 4 KiB buffer, as a first libevent program does: `make compare` shows
+ * both, labelled, because the difference is the configuration, not the
+ * library.
+ *
+ * What no setting changes: libevent 2.1 (Debian 12 ships 2.1.12) makes one
+ * evbuffer_read() per read callback, and evbuffer_read() asks the kernel
+ * how much is waiting (ioctl FIONREAD) and then reads at most
+ * EVBUFFER_MAX_READ = 4096 bytes, whatever max_single_read says.  A 16 KiB
+ * request costs four callbacks, four ioctls and four readv()s.  (libevent
+ * 2.2 adds evbuffer_set_max_read().)  libevent_raw_server.c shows the
+ * library without bufferevents, the way memcached uses it.
  *
  * What it leaves out: a cap on what one client can make it buffer.  A
  * client that sends without reading grows the output evbuffer; lab 08's
