@@ -21,7 +21,7 @@ p99, the datagrams lost (no answer within 1 s: UDP drops rather than
 waits, typically at the server's receive buffer when 100 clients send at
 once), the server's CPU, and, in a separate short run as in the echo
 table, the server's system calls per datagram (perf stat on
-raw_syscalls:sys_enter, switched on and off at the window's edges; "n/a"
+raw_syscalls:sys_enter, counted as the echo table counts them; "n/a"
 without perf).  Server and generator are placed as in the rest of compare
 (the same CPU unless SPLIT=1).  A wrong answer fails the run.  Also writes
 results/udp.csv, one row per run.
@@ -78,14 +78,14 @@ def run_one(cmp, a, server, design, args, clients, size, seconds, count_syscalls
         s0 = cmp.sample(srv.proc.pid)
         if count_syscalls:
             perf = cmp.Perf(s0["pids"])
-            if not perf.command("enable"):
+            if not perf.switch("enable"):
                 notes.append("perf did not start")
         lg.stdin.write("\n")
         lg.stdin.flush()
         if not cmp.wait_line(q, "window end", seconds + LOST_S + 30, notes):
             raise RuntimeError("no window end")
         if perf:
-            perf.command("disable")
+            perf.switch("disable")
         s1 = cmp.sample(srv.proc.pid)
         lg.stdin.write("\n")
         lg.stdin.flush()
@@ -94,10 +94,8 @@ def run_one(cmp, a, server, design, args, clients, size, seconds, count_syscalls
         res.update(json.loads(out.strip().splitlines()[-1]))
         res["server_cpu_pct"] = (s1["cpu_ns"] - s0["cpu_ns"]) / 1e9 / res["seconds"] * 100
         if perf:
-            n = perf.finish()
+            res["syscalls_per_dgram"] = perf.per(res["datagrams"], res.get("seconds"))
             perf = None
-            res["syscalls_per_dgram"] = n / res["datagrams"] if n is not None and \
-                res["datagrams"] else None
     except (RuntimeError, ValueError, IndexError, subprocess.TimeoutExpired, BrokenPipeError) as e:
         res["failed"] = str(e)
     finally:
