@@ -39,9 +39,13 @@ netns_setup() {
     local mine
     mine=$(readlink /proc/self/ns/net)
     ns_made() { [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) != "$mine" ]] || ! alive "$pid"; }
-    poll_until 5000 ns_made || true
+    # Usually a few ms.  But the kernel makes and tears down network
+    # namespaces one at a time, and while other suites' namespaces are
+    # being torn down (make test runs suites side by side) a new one has
+    # waited over 5 s: give it 30 before calling it impossible.
+    poll_until 30000 ns_made || true
     if ! alive "$pid" || [[ $(readlink "/proc/$pid/ns/net" 2>/dev/null) == "$mine" ]]; then
-        skip "no private network namespace here (unshare ${unshare_args[*]}: $(head -c 200 "$err")): lab 12's tests need one, so that no multicast or broadcast leaves this test"
+        skip "no private network namespace here (unshare ${unshare_args[*]}: $(alive "$pid" && echo "still waiting after 30 s"; head -c 200 "$err")): lab 12's tests need one, so that no multicast or broadcast leaves this test"
     fi
     NS_PID=$pid
     NS_ID=$(readlink "/proc/$pid/ns/net")
