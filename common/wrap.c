@@ -11,7 +11,6 @@
 #include "wrap.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,23 +27,33 @@
 
 /* ================= the command line ===================================== */
 
-static void usage(FILE *to, const char *prog)
+static void usage(FILE *to, const char *prog, const struct more_args *more)
 {
-    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v]\n"
-                "  -p PORT  port to listen on, 0-65535 (default %d; 0 = any free port)\n"
-                "  -a ADDR  IPv4 address to listen on (default %s)\n"
-                "  -v       verbose: log more to stderr\n",
-            prog, DEFAULT_PORT, DEFAULT_ADDR);
+    int w = more && more->width > 7 ? more->width : 7; /* "-p PORT" */
+    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v]%s%s\n", prog, more ? " " : "",
+            more ? more->synopsis : "");
+    fprintf(to, "  %-*s  port to listen on, 0-65535 (default %d; 0 = any free port)\n", w,
+            "-p PORT", DEFAULT_PORT);
+    fprintf(to, "  %-*s  IPv4 address to listen on (default %s)\n", w, "-a ADDR", DEFAULT_ADDR);
+    fprintf(to, "  %-*s  verbose: log more to stderr\n", w, "-v");
+    if (more && more->help)
+        more->help(to, w);
 }
 
-static void bad_args(const char *prog, const char *why, const char *what)
+static void bad_args(const char *prog, const char *why, const char *what,
+                     const struct more_args *more)
 {
     fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
-    usage(stderr, prog);
+    usage(stderr, prog, more);
     exit(2);
 }
 
 void parse_args(int argc, char **argv, struct server_opts *opts)
+{
+    parse_args_more(argc, argv, opts, NULL);
+}
+
+void parse_args_more(int argc, char **argv, struct server_opts *opts, const struct more_args *more)
 {
     const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
     opts->addr = DEFAULT_ADDR;
@@ -56,33 +65,47 @@ void parse_args(int argc, char **argv, struct server_opts *opts)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, prog);
+            usage(stdout, prog, more);
             exit(0);
         } else if (strcmp(a, "-v") == 0) {
             opts->verbose++;
         } else if (strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) {
             if (i + 1 >= argc)
-                bad_args(prog, "option needs a value", a);
+                bad_args(prog, "option needs a value", a, more);
             const char *val = argv[++i];
             if (a[1] == 'p') {
-                char *end;
-                errno = 0;
-                long p = strtol(val, &end, 10);
-                /* Digits only: strtol would skip leading blanks and a sign. */
-                if (!isdigit((unsigned char)val[0]) || errno || *end != '\0' ||
-                    p < 0 || p > 65535)
-                    bad_args(prog, "port must be a number from 0 to 65535", val);
+                long p = parse_count(val, 0, 65535);
+                if (p < 0)
+                    bad_args(prog, "port must be a number from 0 to 65535", val, more);
                 opts->port = (int)p;
             } else {
                 struct in_addr tmp;
                 if (inet_pton(AF_INET, val, &tmp) != 1)
-                    bad_args(prog, "address must be a numeric IPv4 address", val);
+                    bad_args(prog, "address must be a numeric IPv4 address", val, more);
                 opts->addr = val;
             }
         } else {
-            bad_args(prog, "unknown argument", a);
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL, *why = "unknown argument";
+            int used = more ? more->take(a, next, &why, more->ctx) : 0;
+            if (used <= 0)
+                bad_args(prog, why, used < 0 && next ? next : a, more);
+            i += used - 1;
         }
     }
+}
+
+long parse_count(const char *s, long lo, long hi)
+{
+    long v = 0;
+    size_t n = strlen(s);
+    if (n == 0 || n > 18)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = v * 10 + (*s - '0');
+    }
+    return v >= lo && v <= hi ? v : -1;
 }
 
 /* ================= error reporters ====================================== */

@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -50,6 +51,29 @@ struct server_opts {
 /* Parse argv into *opts.  Bad arguments: a usage line on stderr, exit 2.
  * -h: the usage line on stdout, exit 0. */
 void parse_args(int argc, char **argv, struct server_opts *opts);
+
+/* A lab's own options beside -p, -a, -v and -h (labs 10, 14, 15, 16 add
+ * some): parse_args_more() parses both in one pass, with one usage. */
+struct more_args {
+    const char *synopsis; /* after "[-v]" in the usage line: "[-i MS] [-k MS]" */
+    int width;            /* of the usage's option column ("-t MIN:MAX": 10) */
+    /* Prints the lab's own lines of the usage, after -p, -a and -v, with
+     * the option names padded to `width` (as "  %-*s  %s\n"). */
+    void (*help)(FILE *to, int width);
+    /* Called for an argument that is not -p, -a, -v or -h, with the one
+     * after it (NULL at the end).  Returns how many it used: 1, or 2 when
+     * `next` was its value; 0 if `arg` is none of its options (a usage
+     * error); -1 with *why set when the value is wrong or missing (a usage
+     * error naming `next`, or `arg` when there is none). */
+    int (*take)(const char *arg, const char *next, const char **why, void *ctx);
+    void *ctx; /* handed to take() */
+};
+
+void parse_args_more(int argc, char **argv, struct server_opts *opts, const struct more_args *more);
+
+/* The decimal number s (digits only: no sign, no blanks, at most 18 of
+ * them) if it is from lo to hi, else -1.  For a lab's option values. */
+long parse_count(const char *s, long lo, long hi);
 
 /* ---------- error reporters ---------------------------------------------- */
 

@@ -370,91 +370,73 @@ static void signal_cb(struct reactor *r, int fd, int events, void *arg)
 
 /* ---------- the command line -------------------------------------------------------- */
 
-static void usage(FILE *to, const char *prog)
+/* Lab 10's options, beside common/'s -p, -a, -v and -h: -t MIN:MAX, -q N
+ * and --inline. */
+static void help(FILE *to, int w)
 {
-    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-t MIN:MAX] [-q N] [--inline]\n"
-                "  -p PORT     port to listen on, 0-65535 (default %d; 0 = any free port)\n"
-                "  -a ADDR     IPv4 address to listen on (default %s)\n"
-                "  -v          verbose: log more to stderr\n"
-                "  -t MIN:MAX  worker threads, 1 <= MIN <= MAX <= %d (default %d:%d)\n"
-                "  -q N        tasks that may wait for a worker, 0-%d (default %d); more: status 5\n"
-                "  --inline    run `~` in the event loop itself (the naive design, to compare)\n",
-            prog, DEFAULT_PORT, DEFAULT_ADDR, TPOOL_MAX_THREADS, DEFAULT_MIN, DEFAULT_MAX,
-            QUEUE_LIMIT, DEFAULT_QUEUE);
+    fprintf(to, "  %-*s  worker threads, 1 <= MIN <= MAX <= %d (default %d:%d)\n", w, "-t MIN:MAX",
+            TPOOL_MAX_THREADS, DEFAULT_MIN, DEFAULT_MAX);
+    fprintf(to, "  %-*s  tasks that may wait for a worker, 0-%d (default %d); more: status 5\n", w,
+            "-q N", QUEUE_LIMIT, DEFAULT_QUEUE);
+    fprintf(to, "  %-*s  run `~` in the event loop itself (the naive design, to compare)\n", w,
+            "--inline");
 }
 
-static void bad_args(const char *prog, const char *why, const char *what)
-{
-    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
-    usage(stderr, prog);
-    exit(2);
-}
+struct pool_opts {
+    unsigned *min, *max;
+    size_t *queue;
+};
 
-/* A decimal number from lo to hi, digits only; -1 if not. */
-static long number(const char *s, const char *end, long lo, long hi)
+static int take(const char *arg, const char *next, const char **why, void *ctx)
 {
-    long v = 0;
-    if (s == end || end - s > 9)
-        return -1;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (*s - '0');
+    struct pool_opts *po = ctx;
+    if (strcmp(arg, "--inline") == 0) {
+        run_inline = 1;
+        return 1;
     }
-    return v >= lo && v <= hi ? v : -1;
+    if (strcmp(arg, "-t") != 0 && strcmp(arg, "-q") != 0)
+        return 0;
+    if (!next) {
+        *why = "option needs a value";
+        return -1;
+    }
+    if (arg[1] == 'q') {
+        long q = parse_count(next, 0, QUEUE_LIMIT);
+        if (q < 0) {
+            *why = "-q wants a number from 0 to 1000000";
+            return -1;
+        }
+        *po->queue = (size_t)q;
+        return 2;
+    }
+    /* MIN:MAX, each a number on its own */
+    char v[24];
+    const char *colon = strchr(next, ':');
+    long lo = -1, hi = -1;
+    if (colon && strlen(next) < sizeof v) {
+        memcpy(v, next, (size_t)(colon - next));
+        v[colon - next] = '\0';
+        lo = parse_count(v, 1, TPOOL_MAX_THREADS);
+        hi = parse_count(colon + 1, 1, TPOOL_MAX_THREADS);
+    }
+    if (lo < 0 || hi < 0 || lo > hi) {
+        *why = "-t wants MIN:MAX with 1 <= MIN <= MAX <= 256";
+        return -1;
+    }
+    *po->min = (unsigned)lo;
+    *po->max = (unsigned)hi;
+    return 2;
 }
 
-/* Lab 10's own options (-t, -q, --inline, -h) are taken out here; the
- * rest (-p, -a, -v) goes to common/'s parse_args, which rejects anything
- * it does not know. */
 static void parse_options(int argc, char **argv, struct server_opts *opts, unsigned *min,
                           unsigned *max, size_t *queue)
 {
-    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        unix_error("calloc", "arguments");
-    int nrest = 0;
-    rest[nrest++] = (char *)prog;
+    struct pool_opts po = {min, max, queue};
+    const struct more_args more = {"[-t MIN:MAX] [-q N] [--inline]", 10, help, take, &po};
     *min = DEFAULT_MIN;
     *max = DEFAULT_MAX;
     *queue = DEFAULT_QUEUE;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, prog);
-            exit(0);
-        } else if (strcmp(a, "--inline") == 0) {
-            run_inline = 1;
-        } else if (strcmp(a, "-t") == 0) {
-            if (i + 1 >= argc)
-                bad_args(prog, "option needs a value", a);
-            const char *v = argv[++i], *colon = strchr(v, ':');
-            long lo = colon ? number(v, colon, 1, TPOOL_MAX_THREADS) : -1;
-            long hi = colon ? number(colon + 1, v + strlen(v), 1, TPOOL_MAX_THREADS) : -1;
-            if (lo < 0 || hi < 0 || lo > hi)
-                bad_args(prog, "-t wants MIN:MAX with 1 <= MIN <= MAX <= 256", v);
-            *min = (unsigned)lo;
-            *max = (unsigned)hi;
-        } else if (strcmp(a, "-q") == 0) {
-            if (i + 1 >= argc)
-                bad_args(prog, "option needs a value", a);
-            const char *v = argv[++i];
-            long q = number(v, v + strlen(v), 0, QUEUE_LIMIT);
-            if (q < 0)
-                bad_args(prog, "-q wants a number from 0 to 1000000", v);
-            *queue = (size_t)q;
-        } else {
-            rest[nrest++] = argv[i];
-            /* -p and -a take a value: keep it with them, even if it looks
-             * like one of our options. */
-            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
-                rest[nrest++] = argv[++i];
-        }
-    }
-    rest[nrest] = NULL;
-    parse_args(nrest, rest, opts);
-    free(rest);
+    parse_args_more(argc, argv, opts, &more);
 }
 
 /* ---------- main ------------------------------------------------------------------ */

@@ -380,63 +380,35 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---------- the command line -------------------------------------------------------- */
 
-static void usage(FILE *to, const char *prog)
+/* -i MS and -k MS, beside common/'s -p, -a, -v and -h. */
+static void help(FILE *to, int w)
 {
-    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-i MS] [-k MS]\n"
-                "  -p PORT   port to listen on, 0-65535 (default %d; 0 = any free port)\n"
-                "  -a ADDR   IPv4 address to listen on (default %s)\n"
-                "  -v        verbose: log connections and timeouts to stderr\n"
-                "  -i MS     close a connection silent for MS ms (1-%ld)\n"
-                "  -k MS     heartbeat: PING after MS, 2 MS, 3 MS of silence, close at 4 MS (1-%ld)\n",
-            prog, DEFAULT_PORT, DEFAULT_ADDR, MAX_MS, MAX_MS);
+    fprintf(to, "  %-*s  close a connection silent for MS ms (1-%ld)\n", w, "-i MS", MAX_MS);
+    fprintf(to, "  %-*s  heartbeat: PING after MS, 2 MS, 3 MS of silence, close at 4 MS (1-%ld)\n",
+            w, "-k MS", MAX_MS);
 }
 
-/* -i MS or -k MS: digits only, 1 to MAX_MS; anything else exits 2. */
-static long parse_ms(const char *prog, const char *opt, const char *s)
+static int take(const char *arg, const char *next, const char **why, void *ctx)
 {
-    long v = 0;
-    int ok = s && *s && strlen(s) <= 9;
-    for (const char *p = s; ok && *p; p++) {
-        ok = *p >= '0' && *p <= '9';
-        v = v * 10 + (*p - '0');
+    (void)ctx;
+    if (strcmp(arg, "-i") != 0 && strcmp(arg, "-k") != 0)
+        return 0;
+    long ms = next ? parse_count(next, 1, MAX_MS) : -1;
+    if (ms < 0) {
+        *why = next ? "-i and -k want milliseconds, 1 to 86400000" : "option needs a value";
+        return -1;
     }
-    if (!ok || v < 1 || v > MAX_MS) {
-        fprintf(stderr, "%s: %s wants milliseconds, 1 to %ld: '%s'\n", prog, opt, MAX_MS,
-                s ? s : "(nothing)");
-        usage(stderr, prog);
-        exit(2);
-    }
-    return v;
+    if (arg[1] == 'i')
+        idle_ms = ms;
+    else
+        beat_ms = ms;
+    return 2;
 }
 
-/* -i and -k are this lab's; the rest goes to common/'s parse_args (-p,
- * -a, -v, -h), which rejects what it does not know. */
 static void parse_options(int argc, char **argv, struct server_opts *opts)
 {
-    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        unix_error("calloc", "arguments");
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && (strcmp(argv[i], "-i") == 0 || strcmp(argv[i], "-k") == 0)) {
-            const char *opt = argv[i];
-            long ms = parse_ms(prog, opt, i + 1 < argc ? argv[++i] : NULL);
-            if (opt[1] == 'i')
-                idle_ms = ms;
-            else
-                beat_ms = ms;
-        } else {
-            rest[n++] = argv[i];
-            /* a value is never taken for -i or -k: "-a -i" is -a's problem */
-            if (i > 0 && (strcmp(argv[i], "-p") == 0 || strcmp(argv[i], "-a") == 0) && i + 1 < argc)
-                rest[n++] = argv[++i];
-        }
-    }
-    if (n == 0) /* (argv[0] missing) */
-        rest[n++] = (char *)prog;
-    parse_args(n, rest, opts);
-    free(rest);
+    static const struct more_args more = {"[-i MS] [-k MS]", 5, help, take, NULL};
+    parse_args_more(argc, argv, opts, &more);
 }
 
 /* A duration as a libevent common timeout: timers that share one duration

@@ -207,78 +207,35 @@ static void signal_cb(struct reactor *r, int fd, int events, void *arg)
 
 /* ---------- the command line -------------------------------------------------------- */
 
-static void usage(FILE *to, const char *prog)
+/* -i MS and -k MS, beside common/'s -p, -a, -v and -h. */
+static void help(FILE *to, int w)
 {
-    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-i MS] [-k MS]\n"
-                "  -p PORT   port to listen on, 0-65535 (default %d; 0 = any free port)\n"
-                "  -a ADDR   IPv4 address to listen on (default %s)\n"
-                "  -v        verbose: log connections and timeouts to stderr\n"
-                "  -i MS     close a connection silent for MS ms (1-%ld)\n"
-                "  -k MS     heartbeat: PING after MS, 2 MS, 3 MS of silence, close at 4 MS (1-%ld)\n",
-            prog, DEFAULT_PORT, DEFAULT_ADDR, MAX_MS, MAX_MS);
+    fprintf(to, "  %-*s  close a connection silent for MS ms (1-%ld)\n", w, "-i MS", MAX_MS);
+    fprintf(to, "  %-*s  heartbeat: PING after MS, 2 MS, 3 MS of silence, close at 4 MS (1-%ld)\n",
+            w, "-k MS", MAX_MS);
 }
 
-static void bad_args(const char *prog, const char *why, const char *what)
+static int take(const char *arg, const char *next, const char **why, void *ctx)
 {
-    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
-    usage(stderr, prog);
-    exit(2);
-}
-
-/* A decimal number of milliseconds, 1 to MAX_MS, digits only; -1 if not. */
-static long millis(const char *s)
-{
-    long v = 0;
-    size_t n = strlen(s);
-    if (n == 0 || n > 9)
+    (void)ctx;
+    if (strcmp(arg, "-i") != 0 && strcmp(arg, "-k") != 0)
+        return 0;
+    long ms = next ? parse_count(next, 1, MAX_MS) : -1;
+    if (ms < 0) {
+        *why = next ? "-i and -k want milliseconds, 1 to 86400000" : "option needs a value";
         return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        v = v * 10 + (*s - '0');
     }
-    return v >= 1 && v <= MAX_MS ? v : -1;
+    if (arg[1] == 'i')
+        idle_ns = ms * TIMER_MS;
+    else
+        beat_ns = ms * TIMER_MS;
+    return 2;
 }
 
-/* -i, -k and -h are ours; the rest (-p, -a, -v) goes to common/'s
- * parse_args, which rejects anything it does not know. */
 static void parse_options(int argc, char **argv, struct server_opts *opts)
 {
-    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        unix_error("calloc", "arguments");
-    int nrest = 0;
-    rest[nrest++] = (char *)prog;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, prog);
-            free(rest);
-            exit(0);
-        } else if (strcmp(a, "-i") == 0 || strcmp(a, "-k") == 0) {
-            if (i + 1 >= argc) {
-                free(rest);
-                bad_args(prog, "option needs a value", a);
-            }
-            long ms = millis(argv[++i]);
-            if (ms < 0) {
-                free(rest);
-                bad_args(prog, "-i and -k want milliseconds, 1 to 86400000", argv[i]);
-            }
-            if (a[1] == 'i')
-                idle_ns = ms * TIMER_MS;
-            else
-                beat_ns = ms * TIMER_MS;
-        } else {
-            rest[nrest++] = argv[i];
-            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
-                rest[nrest++] = argv[++i];
-        }
-    }
-    rest[nrest] = NULL;
-    parse_args(nrest, rest, opts);
-    free(rest);
+    static const struct more_args more = {"[-i MS] [-k MS]", 5, help, take, NULL};
+    parse_args_more(argc, argv, opts, &more);
 }
 
 /* ---------- main ------------------------------------------------------------------ */

@@ -294,26 +294,6 @@ static void stop_loops(void)
 
 /* ---------- the command line ------------------------------------------------------- */
 
-static void usage(FILE *to, const char *prog)
-{
-    fprintf(to, "usage: %s [-p PORT] [-a ADDR] [-v] [-j N] [-m dispatch|reuseport]\n"
-                "  -p PORT   port to listen on, 0-65535 (default %d; 0 = any free port)\n"
-                "  -a ADDR   IPv4 address to listen on (default %s)\n"
-                "  -v        verbose: log connections (with their loop) on stderr\n"
-                "  -j N      event loops, one thread each, 1-%d (default: the CPUs this\n"
-                "            process may run on)\n"
-                "  -m MODE   dispatch: one acceptor hands connections to the loops (default);\n"
-                "            reuseport: one listener per loop (SO_REUSEPORT)\n",
-            prog, DEFAULT_PORT, DEFAULT_ADDR, MAX_LOOPS);
-}
-
-static void bad_args(const char *prog, const char *why, const char *what)
-{
-    fprintf(stderr, "%s: %s: '%s'\n", prog, why, what);
-    usage(stderr, prog);
-    exit(2);
-}
-
 /* The CPUs this process may run on (taskset, cgroups' cpusets), which is
  * not always every CPU of the machine. */
 static int usable_cpus(void)
@@ -325,53 +305,57 @@ static int usable_cpus(void)
     return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : n;
 }
 
-/* -j and -m are taken out here; the rest goes to common/'s parse_args. */
+/* -j N and -m MODE, beside common/'s -p, -a, -v and -h. */
+static void help(FILE *to, int w)
+{
+    fprintf(to, "  %-*s  event loops, one thread each, 1-%d (default: the CPUs this\n"
+                "  %-*s  process may run on)\n",
+            w, "-j N", MAX_LOOPS, w, "");
+    fprintf(to, "  %-*s  dispatch: one acceptor hands connections to the loops (default);\n"
+                "  %-*s  reuseport: one listener per loop (SO_REUSEPORT)\n",
+            w, "-m MODE", w, "");
+}
+
+struct loop_opts {
+    int *nl;
+    enum mode *mode;
+};
+
+static int take(const char *arg, const char *next, const char **why, void *ctx)
+{
+    struct loop_opts *lo = ctx;
+    if (strcmp(arg, "-j") != 0 && strcmp(arg, "-m") != 0)
+        return 0;
+    if (!next) {
+        *why = "option needs a value";
+        return -1;
+    }
+    if (arg[1] == 'j') {
+        long n = parse_count(next, 1, MAX_LOOPS);
+        if (n < 0) {
+            *why = "-j wants a number of loops from 1 to 256";
+            return -1;
+        }
+        *lo->nl = (int)n;
+    } else if (strcmp(next, "dispatch") == 0) {
+        *lo->mode = MODE_DISPATCH;
+    } else if (strcmp(next, "reuseport") == 0) {
+        *lo->mode = MODE_REUSEPORT;
+    } else {
+        *why = "-m wants dispatch or reuseport";
+        return -1;
+    }
+    return 2;
+}
+
 static void parse_options(int argc, char **argv, struct server_opts *opts, int *nl,
                           enum mode *mode)
 {
-    const char *prog = argc > 0 && argv[0] ? argv[0] : "server";
-    char **rest = calloc((size_t)argc + 1, sizeof *rest);
-    if (!rest)
-        unix_error("calloc", "arguments");
-    int nrest = 0;
-    rest[nrest++] = (char *)prog;
+    struct loop_opts lo = {nl, mode};
+    const struct more_args more = {"[-j N] [-m dispatch|reuseport]", 7, help, take, &lo};
     *nl = 0;
     *mode = MODE_DISPATCH;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout, prog);
-            free(rest);
-            exit(0);
-        } else if (strcmp(a, "-j") == 0) {
-            if (i + 1 >= argc)
-                bad_args(prog, "option needs a value", a);
-            const char *v = argv[++i];
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            if (v[0] < '0' || v[0] > '9' || errno || *end || n < 1 || n > MAX_LOOPS)
-                bad_args(prog, "-j wants a number of loops from 1 to 256", v);
-            *nl = (int)n;
-        } else if (strcmp(a, "-m") == 0) {
-            if (i + 1 >= argc)
-                bad_args(prog, "option needs a value", a);
-            const char *v = argv[++i];
-            if (strcmp(v, "dispatch") == 0)
-                *mode = MODE_DISPATCH;
-            else if (strcmp(v, "reuseport") == 0)
-                *mode = MODE_REUSEPORT;
-            else
-                bad_args(prog, "-m wants dispatch or reuseport", v);
-        } else {
-            rest[nrest++] = argv[i];
-            if ((strcmp(a, "-p") == 0 || strcmp(a, "-a") == 0) && i + 1 < argc)
-                rest[nrest++] = argv[++i];
-        }
-    }
-    rest[nrest] = NULL;
-    parse_args(nrest, rest, opts);
-    free(rest);
+    parse_args_more(argc, argv, opts, &more);
     if (*nl == 0)
         *nl = usable_cpus();
 }

@@ -1892,6 +1892,111 @@ static void t_parse_args_bad(void)
     }
 }
 
+/* ---------- parse_args_more, parse_count ------------------------------------------- */
+
+/* A lab's options for the test: -n N (1-9) and --flag. */
+struct test_more {
+    long n;
+    int flag;
+};
+
+static void more_help(FILE *to, int w)
+{
+    fprintf(to, "  %-*s  a number from 1 to 9\n", w, "-n N");
+}
+
+static int more_take(const char *arg, const char *next, const char **why, void *ctx)
+{
+    struct test_more *t = ctx;
+    if (strcmp(arg, "--flag") == 0) {
+        t->flag = 1;
+        return 1;
+    }
+    if (strcmp(arg, "-n") != 0)
+        return 0;
+    long n = next ? parse_count(next, 1, 9) : -1;
+    if (n < 0) {
+        *why = next ? "-n wants 1 to 9" : "option needs a value";
+        return -1;
+    }
+    t->n = n;
+    return 2;
+}
+
+static void child_parse_more(void *arg)
+{
+    struct argv_case *c = arg;
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = (char *)"server";
+    for (int i = 0; c->args[i]; i++)
+        argv[argc++] = (char *)c->args[i];
+    argv[argc] = NULL;
+    struct test_more t = {0, 0};
+    struct more_args more = {"[-n N] [--flag]", 6, more_help, more_take, &t};
+    struct server_opts o;
+    parse_args_more(argc, argv, &o, &more);
+    printf("port=%d verbose=%d n=%ld flag=%d\n", o.port, o.verbose, t.n, t.flag);
+    exit(0);
+}
+
+static void t_parse_args_more(void)
+{
+    static const struct {
+        struct argv_case c;
+        int status;
+        const char *out; /* stdout (status 0), or what stderr must contain (status 2) */
+    } cases[] = {
+        {{{"-n", "3", "-p", "80", NULL}}, 0, "port=80 verbose=0 n=3 flag=0\n"},
+        {{{"--flag", "-v", "-n", "9", NULL}}, 0, "port=9527 verbose=1 n=9 flag=1\n"},
+        /* -p takes its value even when it looks like one of the lab's */
+        {{{"-a", "127.0.0.1", "-p", "0", "--flag", NULL}}, 0, "port=0 verbose=0 n=0 flag=1\n"},
+        {{{"-h", NULL}}, 0, "usage: server [-p PORT] [-a ADDR] [-v] [-n N] [--flag]\n"},
+        {{{"-n", "0", NULL}}, 2, "server: -n wants 1 to 9: '0'\n"},
+        {{{"-n", "x", NULL}}, 2, "server: -n wants 1 to 9: 'x'\n"},
+        {{{"-n", NULL}}, 2, "server: option needs a value: '-n'\n"},
+        {{{"-m", NULL}}, 2, "server: unknown argument: '-m'\n"},
+        {{{"-p", "-n", NULL}}, 2, "server: port must be a number from 0 to 65535: '-n'\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct child_result r;
+        char st[80], as[200];
+        args_str(&cases[i].c, as, sizeof as);
+        if (in_child(child_parse_more, (void *)&cases[i].c, &r) == -1)
+            return;
+        if (cases[i].status == 0)
+            CHECK(exited_with(&r, 0) && strncmp(r.out, cases[i].out, strlen(cases[i].out)) == 0,
+                  "server%s: expected exit 0 and \"%.*s\" on stdout; got %s, \"%.*s\"", as,
+                  (int)strcspn(cases[i].out, "\n"), cases[i].out,
+                  describe_status(r.status, st, sizeof st), (int)strcspn(r.out, "\n"), r.out);
+        else
+            CHECK(exited_with(&r, 2) && strstr(r.err, cases[i].out) &&
+                      strstr(r.err, "  -n N     a number from 1 to 9\n") && r.out[0] == '\0',
+                  "server%s: expected exit 2 and \"%.*s\" then the usage with the lab's line on "
+                  "stderr; got %s, stderr \"%s\"",
+                  as, (int)strcspn(cases[i].out, "\n"), cases[i].out,
+                  describe_status(r.status, st, sizeof st), r.err);
+    }
+}
+
+static void t_parse_count(void)
+{
+    static const struct {
+        const char *s;
+        long lo, hi, want;
+    } cases[] = {
+        {"0", 0, 5, 0},     {"5", 0, 5, 5},       {"6", 0, 5, -1},   {"007", 1, 9, 7},
+        {"", 0, 5, -1},     {"-1", -5, 5, -1},    {"+1", 0, 5, -1},  {" 1", 0, 5, -1},
+        {"1 ", 0, 5, -1},   {"1x", 0, 5, -1},     {"999999999999999999", 0, 999999999999999999L, 999999999999999999L},
+        {"9999999999999999999", 0, 999999999999999999L, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        long got = parse_count(cases[i].s, cases[i].lo, cases[i].hi);
+        CHECK(got == cases[i].want, "parse_count(\"%s\", %ld, %ld): expected %ld, got %ld", cases[i].s,
+              cases[i].lo, cases[i].hi, cases[i].want, got);
+    }
+}
+
 /* ---------- main ---------------------------------------------------------------- */
 
 /* upcase: every byte value, at every offset of a buffer longer than any
@@ -1970,6 +2075,8 @@ int main(void)
     run("parse_args: good arguments", t_parse_args_good);
     run("parse_args: -h prints usage on stdout and exits 0", t_parse_args_help);
     run("parse_args: bad arguments print usage on stderr and exit 2", t_parse_args_bad);
+    run("parse_args_more: a lab's own options, its usage lines, its errors", t_parse_args_more);
+    run("parse_count: digits only, within the bounds", t_parse_count);
 
     printf("1..%d\n", tap_n);
     if (tap_failed)
