@@ -86,7 +86,19 @@ void parse_args_more(int argc, char **argv, struct server_opts *opts, const stru
             }
         } else {
             const char *next = i + 1 < argc ? argv[i + 1] : NULL, *why = "unknown argument";
-            int used = more ? more->take(a, next, &why, more->ctx) : 0;
+            int used = 0;
+            const struct num_arg *n = more ? more->nums : NULL;
+            while (n && n->name && strcmp(a, n->name) != 0)
+                n++;
+            if (n && n->name) {
+                long v = next ? parse_count(next, n->lo, n->hi) : -1;
+                why = next ? n->why : "option needs a value";
+                used = v < 0 ? -1 : 2;
+                if (v >= 0)
+                    *n->value = v;
+            } else if (more && more->take) {
+                used = more->take(a, next, &why, more->ctx);
+            }
             if (used <= 0)
                 bad_args(prog, why, used < 0 && next ? next : a, more);
             i += used - 1;

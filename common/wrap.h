@@ -52,8 +52,18 @@ struct server_opts {
  * -h: the usage line on stdout, exit 0. */
 void parse_args(int argc, char **argv, struct server_opts *opts);
 
+/* A lab's option that takes a number: `name` N, from lo to hi, stored in
+ * *value; anything else is a usage error saying `why`. */
+struct num_arg {
+    const char *name; /* "-i"; NULL ends a table of them */
+    long lo, hi;
+    long *value;
+    const char *why; /* "-i and -k want milliseconds, 1 to 86400000" */
+};
+
 /* A lab's own options beside -p, -a, -v and -h (labs 10, 14, 15, 16 add
- * some): parse_args_more() parses both in one pass, with one usage. */
+ * some): parse_args_more() parses both in one pass, with one usage.  The
+ * numbers are a table (nums); take() is for the rest. */
 struct more_args {
     const char *synopsis; /* after "[-v]" in the usage line: "[-i MS] [-k MS]" */
     int width;            /* of the usage's option column ("-t MIN:MAX": 10) */
@@ -64,9 +74,10 @@ struct more_args {
      * after it (NULL at the end).  Returns how many it used: 1, or 2 when
      * `next` was its value; 0 if `arg` is none of its options (a usage
      * error); -1 with *why set when the value is wrong or missing (a usage
-     * error naming `next`, or `arg` when there is none). */
+     * error naming `next`, or `arg` when there is none).  May be NULL. */
     int (*take)(const char *arg, const char *next, const char **why, void *ctx);
-    void *ctx; /* handed to take() */
+    void *ctx;                   /* handed to take() */
+    const struct num_arg *nums;  /* the numeric options, or NULL */
 };
 
 void parse_args_more(int argc, char **argv, struct server_opts *opts, const struct more_args *more);

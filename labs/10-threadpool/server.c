@@ -370,8 +370,8 @@ static void signal_cb(struct reactor *r, int fd, int events, void *arg)
 
 /* ---------- the command line -------------------------------------------------------- */
 
-/* Lab 10's options, beside common/'s -p, -a, -v and -h: -t MIN:MAX, -q N
- * and --inline. */
+/* Lab 10's options, beside common/'s -p, -a, -v and -h: -t MIN:MAX and
+ * --inline here, -q N in parse_options()'s table. */
 static void help(FILE *to, int w)
 {
     fprintf(to, "  %-*s  worker threads, 1 <= MIN <= MAX <= %d (default %d:%d)\n", w, "-t MIN:MAX",
@@ -384,7 +384,6 @@ static void help(FILE *to, int w)
 
 struct pool_opts {
     unsigned *min, *max;
-    size_t *queue;
 };
 
 static int take(const char *arg, const char *next, const char **why, void *ctx)
@@ -394,20 +393,11 @@ static int take(const char *arg, const char *next, const char **why, void *ctx)
         run_inline = 1;
         return 1;
     }
-    if (strcmp(arg, "-t") != 0 && strcmp(arg, "-q") != 0)
+    if (strcmp(arg, "-t") != 0)
         return 0;
     if (!next) {
         *why = "option needs a value";
         return -1;
-    }
-    if (arg[1] == 'q') {
-        long q = parse_count(next, 0, QUEUE_LIMIT);
-        if (q < 0) {
-            *why = "-q wants a number from 0 to 1000000";
-            return -1;
-        }
-        *po->queue = (size_t)q;
-        return 2;
     }
     /* MIN:MAX, each a number on its own */
     char v[24];
@@ -431,12 +421,17 @@ static int take(const char *arg, const char *next, const char **why, void *ctx)
 static void parse_options(int argc, char **argv, struct server_opts *opts, unsigned *min,
                           unsigned *max, size_t *queue)
 {
-    struct pool_opts po = {min, max, queue};
-    const struct more_args more = {"[-t MIN:MAX] [-q N] [--inline]", 10, help, take, &po};
+    struct pool_opts po = {min, max};
+    long q = DEFAULT_QUEUE;
+    const struct num_arg nums[] = {
+        {"-q", 0, QUEUE_LIMIT, &q, "-q wants a number from 0 to 1000000"},
+        {NULL, 0, 0, NULL, NULL},
+    };
+    const struct more_args more = {"[-t MIN:MAX] [-q N] [--inline]", 10, help, take, &po, nums};
     *min = DEFAULT_MIN;
     *max = DEFAULT_MAX;
-    *queue = DEFAULT_QUEUE;
     parse_args_more(argc, argv, opts, &more);
+    *queue = (size_t)q;
 }
 
 /* ---------- main ------------------------------------------------------------------ */

@@ -215,27 +215,18 @@ static void help(FILE *to, int w)
             w, "-k MS", MAX_MS);
 }
 
-static int take(const char *arg, const char *next, const char **why, void *ctx)
-{
-    (void)ctx;
-    if (strcmp(arg, "-i") != 0 && strcmp(arg, "-k") != 0)
-        return 0;
-    long ms = next ? parse_count(next, 1, MAX_MS) : -1;
-    if (ms < 0) {
-        *why = next ? "-i and -k want milliseconds, 1 to 86400000" : "option needs a value";
-        return -1;
-    }
-    if (arg[1] == 'i')
-        idle_ns = ms * TIMER_MS;
-    else
-        beat_ns = ms * TIMER_MS;
-    return 2;
-}
-
 static void parse_options(int argc, char **argv, struct server_opts *opts)
 {
-    static const struct more_args more = {"[-i MS] [-k MS]", 5, help, take, NULL};
+    static long idle, beat; /* ms */
+    static const struct num_arg nums[] = {
+        {"-i", 1, MAX_MS, &idle, "-i and -k want milliseconds, 1 to 86400000"},
+        {"-k", 1, MAX_MS, &beat, "-i and -k want milliseconds, 1 to 86400000"},
+        {NULL, 0, 0, NULL, NULL},
+    };
+    static const struct more_args more = {"[-i MS] [-k MS]", 5, help, NULL, NULL, nums};
     parse_args_more(argc, argv, opts, &more);
+    idle_ns = idle * TIMER_MS;
+    beat_ns = beat * TIMER_MS;
 }
 
 /* ---------- main ------------------------------------------------------------------ */

@@ -316,33 +316,17 @@ static void help(FILE *to, int w)
             w, "-m MODE", w, "");
 }
 
-struct loop_opts {
-    int *nl;
-    enum mode *mode;
-};
-
 static int take(const char *arg, const char *next, const char **why, void *ctx)
 {
-    struct loop_opts *lo = ctx;
-    if (strcmp(arg, "-j") != 0 && strcmp(arg, "-m") != 0)
+    enum mode *mode = ctx;
+    if (strcmp(arg, "-m") != 0)
         return 0;
-    if (!next) {
-        *why = "option needs a value";
-        return -1;
-    }
-    if (arg[1] == 'j') {
-        long n = parse_count(next, 1, MAX_LOOPS);
-        if (n < 0) {
-            *why = "-j wants a number of loops from 1 to 256";
-            return -1;
-        }
-        *lo->nl = (int)n;
-    } else if (strcmp(next, "dispatch") == 0) {
-        *lo->mode = MODE_DISPATCH;
-    } else if (strcmp(next, "reuseport") == 0) {
-        *lo->mode = MODE_REUSEPORT;
+    if (next && strcmp(next, "dispatch") == 0) {
+        *mode = MODE_DISPATCH;
+    } else if (next && strcmp(next, "reuseport") == 0) {
+        *mode = MODE_REUSEPORT;
     } else {
-        *why = "-m wants dispatch or reuseport";
+        *why = next ? "-m wants dispatch or reuseport" : "option needs a value";
         return -1;
     }
     return 2;
@@ -351,13 +335,15 @@ static int take(const char *arg, const char *next, const char **why, void *ctx)
 static void parse_options(int argc, char **argv, struct server_opts *opts, int *nl,
                           enum mode *mode)
 {
-    struct loop_opts lo = {nl, mode};
-    const struct more_args more = {"[-j N] [-m dispatch|reuseport]", 7, help, take, &lo};
-    *nl = 0;
+    long loops = 0; /* 0: one per usable CPU */
+    const struct num_arg nums[] = {
+        {"-j", 1, MAX_LOOPS, &loops, "-j wants a number of loops from 1 to 256"},
+        {NULL, 0, 0, NULL, NULL},
+    };
+    const struct more_args more = {"[-j N] [-m dispatch|reuseport]", 7, help, take, mode, nums};
     *mode = MODE_DISPATCH;
     parse_args_more(argc, argv, opts, &more);
-    if (*nl == 0)
-        *nl = usable_cpus();
+    *nl = loops ? (int)loops : usable_cpus();
 }
 
 /* ---------- main ---------------------------------------------------------------- */

@@ -1803,15 +1803,21 @@ struct argv_case {
     const char *args[6];
 };
 
-static void child_parse(void *arg)
+/* argv for "server" followed by c's arguments; returns argc. */
+static int case_argv(const struct argv_case *c, char *argv[8])
 {
-    struct argv_case *c = arg;
-    char *argv[8];
     int argc = 0;
     argv[argc++] = (char *)"server";
     for (int i = 0; c->args[i]; i++)
         argv[argc++] = (char *)c->args[i];
     argv[argc] = NULL;
+    return argc;
+}
+
+static void child_parse(void *arg)
+{
+    char *argv[8];
+    int argc = case_argv(arg, argv);
     struct server_opts o;
     parse_args(argc, argv, &o);
     printf("port=%d addr=%s verbose=%d\n", o.port, o.addr, o.verbose);
@@ -1894,7 +1900,7 @@ static void t_parse_args_bad(void)
 
 /* ---------- parse_args_more, parse_count ------------------------------------------- */
 
-/* A lab's options for the test: -n N (1-9) and --flag. */
+/* A lab's options for the test: -n N (1-9, from the table) and --flag (take()). */
 struct test_more {
     long n;
     int flag;
@@ -1908,32 +1914,21 @@ static void more_help(FILE *to, int w)
 static int more_take(const char *arg, const char *next, const char **why, void *ctx)
 {
     struct test_more *t = ctx;
-    if (strcmp(arg, "--flag") == 0) {
-        t->flag = 1;
-        return 1;
-    }
-    if (strcmp(arg, "-n") != 0)
+    (void)next;
+    (void)why;
+    if (strcmp(arg, "--flag") != 0)
         return 0;
-    long n = next ? parse_count(next, 1, 9) : -1;
-    if (n < 0) {
-        *why = next ? "-n wants 1 to 9" : "option needs a value";
-        return -1;
-    }
-    t->n = n;
-    return 2;
+    t->flag = 1;
+    return 1;
 }
 
 static void child_parse_more(void *arg)
 {
-    struct argv_case *c = arg;
     char *argv[8];
-    int argc = 0;
-    argv[argc++] = (char *)"server";
-    for (int i = 0; c->args[i]; i++)
-        argv[argc++] = (char *)c->args[i];
-    argv[argc] = NULL;
+    int argc = case_argv(arg, argv);
     struct test_more t = {0, 0};
-    struct more_args more = {"[-n N] [--flag]", 6, more_help, more_take, &t};
+    const struct num_arg nums[] = {{"-n", 1, 9, &t.n, "-n wants 1 to 9"}, {NULL, 0, 0, NULL, NULL}};
+    struct more_args more = {"[-n N] [--flag]", 6, more_help, more_take, &t, nums};
     struct server_opts o;
     parse_args_more(argc, argv, &o, &more);
     printf("port=%d verbose=%d n=%ld flag=%d\n", o.port, o.verbose, t.n, t.flag);
