@@ -37,7 +37,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "wrap.h"
+#include "libevent_bench.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -165,48 +165,17 @@ static void accept_error_cb(struct evconnlistener *lst, void *arg)
     unix_warn("accept", "listen fd");
 }
 
-static void stop_cb(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    event_base_loopbreak(arg);
-}
-
 /* ---------- main ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
-    struct server_opts opts;
-    parse_args(argc, argv, &opts);
-    verbose = opts.verbose;
-    Ignore_sigpipe();
-
-    int listenfd = Tcp_listen(opts.addr, opts.port);
-    Set_nonblocking(listenfd);
-
-    struct event_base *base = event_base_new();
-    if (!base)
-        unix_error("event_base_new", NULL);
-    /* Backlog 0: the socket is already listening (SOMAXCONN).  -1 would
-     * make libevent call listen(fd, 128) again and shrink the queue. */
-    struct evconnlistener *lst = evconnlistener_new(
-        base, accept_cb, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listenfd);
-    if (!lst)
-        unix_error("evconnlistener_new", "listen fd");
-    evconnlistener_set_error_cb(lst, accept_error_cb);
-    struct event *ev_term = evsignal_new(base, SIGTERM, stop_cb, base);
-    struct event *ev_int = evsignal_new(base, SIGINT, stop_cb, base);
-    if (!ev_term || !ev_int || evsignal_add(ev_term, NULL) || evsignal_add(ev_int, NULL))
-        unix_error("evsignal_add", NULL);
-
-    Announce_listening(listenfd);
-    event_base_dispatch(base);
+    struct bench_loop b;
+    bench_open(&b, argc, argv, accept_cb, accept_error_cb);
+    verbose = b.opts.verbose;
+    bench_run(&b);
 
     /* Connections still open at exit are not tracked here: the process
      * exit closes their fds (a lab server would free each one). */
-    event_free(ev_term);
-    event_free(ev_int);
-    evconnlistener_free(lst);
-    event_base_free(base);
+    bench_close(&b);
     return 0;
 }
