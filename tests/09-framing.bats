@@ -111,17 +111,6 @@ EOF
         "  reproduce: $(server_bin) -p 9527 & then: $repro")"
 }
 
-# socket_count: how many of the server's fds are sockets (the listening
-# socket and the connections; not epoll, signalfd or timer fds, which a
-# server may open when it first needs them).
-socket_count() {
-    local f n=0
-    for f in /proc/"$SERVER_PID"/fd/*; do
-        [[ $(readlink "$f" 2>/dev/null) == socket:* ]] && n=$((n + 1))
-    done
-    echo "$n"
-}
-
 # sockets_at_most N SECONDS: wait until the server has at most N sockets
 # open (status 0), or SECONDS pass (status 1).
 sockets_at_most() {

@@ -24,15 +24,6 @@ client_bin() {
     echo "${CLIENT:-$(lab_binary client)}"
 }
 
-# socket_count: how many of the server's fds are sockets.
-socket_count() {
-    local f n=0
-    for f in /proc/"$SERVER_PID"/fd/*; do
-        [[ $(readlink "$f" 2>/dev/null) == socket:* ]] && n=$((n + 1))
-    done
-    echo "$n"
-}
-
 # udp_scenario HINT ARGS...: run tests/clients/udp_echo.py against the
 # current server; on failure, fail with its report and HINT as the likely
 # cause (unless the report names one).

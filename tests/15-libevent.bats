@@ -82,16 +82,6 @@ last_stats() {
     awk '/^stats:/ { buf = "" } /^(stats|pool):/ { buf = buf $0 "\n" } END { printf "%s", buf }' "$SERVER_ERR"
 }
 
-# socket_count: the server's fds that are sockets (its listener and its
-# connections; not libevent's epoll, timerfd or signal pipe).
-socket_count() {
-    local f n=0
-    for f in /proc/"$SERVER_PID"/fd/*; do
-        [[ $(readlink "$f" 2>/dev/null) == socket:* ]] && n=$((n + 1))
-    done
-    echo "$n"
-}
-
 only_listener() { (($(socket_count) == 1)); }
 
 # strace_libevent SCRIPT ARGS...: trace the running server's event and
@@ -100,29 +90,14 @@ only_listener() { (($(socket_count) == 1)); }
 # when strace cannot attach (then TRACE is empty).
 strace_libevent() {
     TRACE= STRACE_HOW=
-    local trace=$BATS_TEST_TMPDIR/strace.out fifo=$BATS_TEST_TMPDIR/strace.err spid sfd msg=
+    local trace=$BATS_TEST_TMPDIR/strace.out traced=
     local calls=epoll_wait,epoll_pwait,epoll_ctl,accept,accept4,read,readv,recvfrom,recvmsg,write,writev,sendto,sendmsg
-    if ! command -v strace >/dev/null; then
-        STRACE_HOW="strace is not installed"
-    else
-        mkfifo "$fifo"
-        # "Process N attached" on stderr says it traces (no sleep).
-        setsid strace -f -k -e trace="$calls" -o "$trace" -p "$SERVER_PID" 2>"$fifo" 3>&- &
-        spid=$!
-        SERVER_PIDS+=("$spid")
-        echo "$spid" >>"$NETLABS_GROUPS"
-        exec {sfd}<"$fifo"
-        SERVER_FDS+=("$sfd")
-        IFS= read -r -t 5 msg <&"$sfd" || true
-        [[ $msg == *attached* ]] || STRACE_HOW="strace could not attach: ${msg:-no answer}"
-    fi
+    strace_try "$trace" -k -e trace="$calls" && traced=1
+    [[ -n $traced ]] || STRACE_HOW=$STRACE_WHY
     ev "the calculator must answer while it is traced" "$@"
-    if [[ -z $STRACE_HOW ]]; then
-        kill -INT "$spid" 2>/dev/null || true
-        wait_exit "$spid" 5 || true
+    if [[ -n $traced ]]; then
+        strace_detach
         TRACE=$trace
-    else
-        [[ -n ${spid:-} ]] && { kill -KILL "$spid" 2>/dev/null; wait_exit "$spid" 5 || true; }
     fi
 }
 

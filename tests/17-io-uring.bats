@@ -96,35 +96,6 @@ own_threads() {
     cat /proc/"$SERVER_PID"/task/*/comm 2>/dev/null | grep -vc '^iou-' || true
 }
 
-# strace_attach FILE ARGS...: attach strace -f ARGS to the running server,
-# writing to FILE; waits until it traces.  Skips where strace is missing
-# or cannot attach.  Sets STRACE_PID.
-strace_attach() {
-    local out=$1 line msg=
-    shift
-    command -v strace >/dev/null || skip "strace is not installed"
-    mkfifo "$BATS_TEST_TMPDIR/strace.fifo"
-    # Without -q, strace says "Process N attached" on stderr once it
-    # traces: that line is the synchronisation.  Its own process group,
-    # so teardown ends it with the servers whatever happens.
-    setsid strace -f "$@" -o "$out" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
-    STRACE_PID=$!
-    SERVER_PIDS+=("$STRACE_PID")
-    echo "$STRACE_PID" >>"$NETLABS_GROUPS"
-    exec {line}<"$BATS_TEST_TMPDIR/strace.fifo"
-    SERVER_FDS+=("$line")
-    if ! IFS= read -r -t 5 msg <&"$line" || [[ $msg != *attached* ]]; then
-        end_group "$STRACE_PID" 0
-        assert_server_alive
-        skip "strace cannot attach to the server here: ${msg:-no output}"
-    fi
-}
-
-strace_detach() {
-    kill -INT "$STRACE_PID" 2>/dev/null || true
-    wait_exit "$STRACE_PID" 5 || true
-}
-
 # ---------- echo --------------------------------------------------------------------
 
 # bats test_tags=echo

@@ -604,6 +604,64 @@ server_state() {
     python3 "$CLIENTS/serverstate.py" --port "$SERVER_PORT" --pid "$SERVER_PID" --lab "$LAB" "$@" 2>&1
 }
 
+# ---------- strace on the running server -----------------------------------------------
+
+# strace_try FILE ARGS...: attach strace -f ARGS -o FILE to the running
+# server and wait (at most 5 s) until it traces.  Without -q, strace says
+# "Process N attached" on stderr once it does: that line is the
+# synchronisation.  Its own process group, so teardown ends it with the
+# servers whatever happens.  0 when it traces (STRACE_PID set); 1 when it
+# cannot, with STRACE_WHY saying why (not installed, or strace's words).
+strace_try() {
+    local out=$1 fifo line msg=
+    shift
+    STRACE_PID= STRACE_WHY=
+    if ! command -v strace >/dev/null; then
+        STRACE_WHY="strace is not installed"
+        return 1
+    fi
+    fifo=$(mktemp -u "$BATS_TEST_TMPDIR/strace.XXXXXX")
+    mkfifo "$fifo"
+    setsid strace -f "$@" -o "$out" -p "$SERVER_PID" 2>"$fifo" 3>&- &
+    STRACE_PID=$!
+    SERVER_PIDS+=("$STRACE_PID")
+    echo "$STRACE_PID" >>"$NETLABS_GROUPS"
+    exec {line}<"$fifo"
+    SERVER_FDS+=("$line")
+    IFS= read -r -t 5 msg <&"$line" || true
+    [[ $msg == *attached* ]] && return 0
+    end_group "$STRACE_PID" 0
+    STRACE_PID=
+    STRACE_WHY="strace cannot attach to the server here: ${msg:-no output}"
+    return 1
+}
+
+# strace_attach FILE ARGS...: strace_try, or skip the test saying why.  A
+# server that is gone is a failure, not a reason to skip.
+strace_attach() {
+    strace_try "$@" && return 0
+    assert_server_alive
+    skip "$STRACE_WHY"
+}
+
+# strace_detach: stop tracing; the trace file is complete afterwards.
+strace_detach() {
+    [[ -n ${STRACE_PID:-} ]] || return 0
+    kill -INT "$STRACE_PID" 2>/dev/null || true
+    wait_exit "$STRACE_PID" 5 || true
+}
+
+# socket_count: how many of the server's fds are sockets (the listening
+# socket and the connections; not epoll, signalfd or timer fds, which a
+# server may open when it first needs them).
+socket_count() {
+    local f n=0
+    for f in /proc/"$SERVER_PID"/fd/*; do
+        [[ $(readlink "$f" 2>/dev/null) == socket:* ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
 # ---------- labs 04-05: which call the server waits in ----------------------------------
 
 # waits_seen SCRIPT ARGS...: attach strace -f to the running server, run one
@@ -617,32 +675,18 @@ server_state() {
 # the client's report).
 waits_seen() {
     assert_server_alive
-    local trace=$BATS_TEST_TMPDIR/waits.$SERVER_PID.out fifo=$BATS_TEST_TMPDIR/waits.$SERVER_PID.err
+    local trace=$BATS_TEST_TMPDIR/waits.$SERVER_PID.out
     local calls=select,pselect6,poll,ppoll,epoll_wait,epoll_pwait,epoll_pwait2
-    local spid= sfd= msg= st=0 out
-    if command -v strace >/dev/null; then
-        mkfifo "$fifo"
-        # Without -q, strace says "Process N attached" on stderr once it
-        # traces: that line is the synchronisation.  Its own process group,
-        # so teardown kills it with the servers if the test fails.
-        setsid strace -f -e trace="$calls" -o "$trace" -p "$SERVER_PID" 2>"$fifo" 3>&- &
-        spid=$!
-        SERVER_PIDS+=("$spid")
-        echo "$spid" >>"$NETLABS_GROUPS"
-        exec {sfd}<"$fifo"
-        SERVER_FDS+=("$sfd")
-        IFS= read -r -t 5 msg <&"$sfd" || true
-    fi
+    local traced= st=0 out
+    strace_try "$trace" -e trace="$calls" && traced=1
     out=$(run_client "$@" 2>&1) || st=$?
-    if [[ $msg == *attached* ]]; then
-        kill -INT "$spid" 2>/dev/null || true
-        wait_exit "$spid" 5 || true
+    if [[ -n $traced ]]; then
+        strace_detach
         WAITS_HOW="strace -f -e trace=$calls -p PID"
         WAITS_SEEN=" $(grep -oE '(^|[^a-z_0-9])(select|pselect6|poll|ppoll|epoll_wait|epoll_pwait2?)\(' "$trace" |
             tr -dc 'a-z_0-9\n' | sort -u | tr '\n' ' ')"
     else
-        [[ -n $spid ]] && { kill -KILL "$spid" 2>/dev/null; wait_exit "$spid" 5 || true; }
-        WAITS_HOW="nm -D $(server_bin) (strace could not attach: ${msg:-strace not installed})"
+        WAITS_HOW="nm -D $(server_bin) (${STRACE_WHY})"
         WAITS_SEEN=" $(nm -D --undefined-only "$(server_bin)" 2>/dev/null |
             awk '{print $NF}' | sed -E 's/@.*//; s/^__(p?poll)_chk$/\1/; s/^pselect$/pselect6/' |
             grep -xE 'select|pselect6|poll|ppoll|epoll_wait|epoll_pwait2?' | sort -u | tr '\n' ' ')"

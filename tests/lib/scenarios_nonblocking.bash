@@ -83,9 +83,9 @@ nb_short_read_stops() {
     local rounds=${1:-200}
     nb_ensure_server
     local trace=$BATS_TEST_TMPDIR/reads.out
-    nb_strace_attach "$trace" read,readv,recvfrom,recvmsg
+    strace_attach "$trace" -e trace=read,readv,recvfrom,recvmsg
     nb_client "the server stopped answering small round trips" shortread.py --rounds "$rounds"
-    nb_strace_detach
+    strace_detach
     local reads eagain
     reads=$(grep -cE '(read|readv|recvfrom|recvmsg)\(' "$trace") || true
     eagain=$(grep -cE '(read|readv|recvfrom|recvmsg)\(.*= -1 EAGAIN' "$trace") || true
@@ -174,46 +174,11 @@ nb_strace_et_nonblock() {
 
 # nb_strace_epoll et|lt: the same for either mode; "lt" requires epoll
 # with NO EPOLLET on any fd (lab 06) and says nothing about O_NONBLOCK.
-# nb_strace_attach TRACE SYSCALLS: trace the server's SYSCALLS (strace -e
-# trace=) into the file TRACE, from the moment this returns; skips the test
-# if strace cannot attach here.  nb_strace_detach ends it.  strace's stderr
-# stays open (NB_STRACE_LINE) until then: its last words must not meet a
-# closed pipe while it detaches.
-nb_strace_attach() {
-    local trace=$1 calls=$2 line
-    command -v strace >/dev/null || skip "strace is not installed"
-    mkfifo "$BATS_TEST_TMPDIR/strace.fifo"
-    # Without -q, strace says "Process N attached" on stderr once it is
-    # tracing: that line is the synchronisation.  Its own process group,
-    # so teardown ends it with the servers whatever happens.
-    setsid strace -f -e trace="$calls" -o "$trace" -p "$SERVER_PID" 2>"$BATS_TEST_TMPDIR/strace.fifo" 3>&- &
-    NB_STRACE_PID=$!
-    SERVER_PIDS+=("$NB_STRACE_PID")
-    echo "$NB_STRACE_PID" >>"$NETLABS_GROUPS"
-    exec {line}<"$BATS_TEST_TMPDIR/strace.fifo"
-    local msg=
-    if ! IFS= read -r -t 5 msg <&"$line" || [[ $msg != *attached* ]]; then
-        end_group "$NB_STRACE_PID" 0
-        exec {line}<&-
-        # A server that is gone is a failure, not a reason to skip.
-        assert_server_alive
-        skip "strace cannot attach to the server here: ${msg:-no output}"
-    fi
-    NB_STRACE_LINE=$line
-}
-
-# nb_strace_detach: stop tracing (the trace file is complete afterwards).
-nb_strace_detach() {
-    kill -INT "$NB_STRACE_PID" 2>/dev/null
-    wait_exit "$NB_STRACE_PID" 5 || true
-    exec {NB_STRACE_LINE}<&-
-}
-
 nb_strace_epoll() {
     local mode=$1
     nb_ensure_server
     local trace=$BATS_TEST_TMPDIR/strace.out
-    nb_strace_attach "$trace" epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl
+    strace_attach "$trace" -e trace=epoll_create,epoll_create1,epoll_ctl,epoll_wait,epoll_pwait,epoll_pwait2,accept,accept4,fcntl
     # The clients may fail (a server that blocks serves one and stalls):
     # look at what the server did anyway, and report the mechanism first.
     local held_failed=
@@ -230,7 +195,7 @@ nb_strace_epoll() {
     done
     etline=$(awk '/^tfd:/ {print}' "/proc/$SERVER_PID/fdinfo/${epfd:-none}" 2>/dev/null)
     [[ -n $held_failed ]] || release_held || true
-    nb_strace_detach
+    strace_detach
     local log
     log=$(cat "$trace")
     # The held client's own diagnosis, and what failed, follow any
